@@ -1,0 +1,107 @@
+// The one place that writes to stdout/stderr. Lines follow the reference's
+// text format: `PREFIX YYYY/MM/DD HH:MM:SS.micros LEVEL: message`.
+
+export type LogLevel = "debug" | "info" | "warn" | "error" | "fatal";
+export type LogFormat = "text" | "json";
+export type LogFields = Record<string, string | number | boolean>;
+
+const SEVERITY: Record<LogLevel, number> = { debug: 1, info: 2, warn: 3, error: 4, fatal: 5 };
+const LABEL: Record<LogLevel, string> = {
+  debug: "DEBUG",
+  info: "INFO",
+  warn: "WARNING",
+  error: "ERROR",
+  fatal: "FATAL",
+};
+
+export const LOG_LEVEL_NAMES = "debug, info, warn, error, fatal";
+
+/** Case-insensitive, as the reference's `ParseLogLevel`. */
+export function parseLogLevel(text: string): LogLevel | undefined {
+  const lower = text.toLowerCase();
+  return lower in SEVERITY ? lower as LogLevel : undefined;
+}
+
+/** The upper-case name Go prints for a level in usage defaults (`INFO`). */
+export function logLevelName(level: LogLevel): string {
+  return level === "warn" ? "WARN" : LABEL[level];
+}
+
+export interface Logger {
+  readonly level: LogLevel;
+  enabled(level: LogLevel): boolean;
+  debug(msg: string, fields?: LogFields): void;
+  info(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+  error(msg: string, fields?: LogFields): void;
+  fatal(msg: string, fields?: LogFields): void;
+}
+
+export type LineSink = (line: string) => void;
+
+export interface LoggerOptions {
+  level: LogLevel;
+  prefix: string;
+  format?: LogFormat;
+  sink?: LineSink;
+  /** Wall clock in milliseconds since the epoch (fractional for microseconds). */
+  now?: () => number;
+}
+
+const encoder = new TextEncoder();
+
+function writeAll(file: { writeSync(p: Uint8Array): number }, text: string): void {
+  let bytes = encoder.encode(text);
+  while (bytes.length > 0) {
+    const n = file.writeSync(bytes);
+    bytes = bytes.subarray(n);
+  }
+}
+
+export function writeStdout(text: string): void {
+  writeAll(Deno.stdout, text);
+}
+
+export function writeStderr(text: string): void {
+  writeAll(Deno.stderr, text);
+}
+
+export const stderrSink: LineSink = (line) => writeStderr(line + "\n");
+
+export function preciseNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+function pad(n: number, width: number): string {
+  return String(n).padStart(width, "0");
+}
+
+/** Go's log.Ldate|log.Ltime|log.Lmicroseconds in local time. */
+export function formatTimestamp(ms: number): string {
+  const d = new Date(Math.floor(ms));
+  const micros = Math.floor(ms * 1000) % 1_000_000;
+  return `${d.getFullYear()}/${pad(d.getMonth() + 1, 2)}/${pad(d.getDate(), 2)} ` +
+    `${pad(d.getHours(), 2)}:${pad(d.getMinutes(), 2)}:${pad(d.getSeconds(), 2)}.${
+      pad(micros, 6)
+    }`;
+}
+
+export function createLogger(options: LoggerOptions): Logger {
+  const threshold = SEVERITY[options.level];
+  const sink = options.sink ?? stderrSink;
+  const now = options.now ?? preciseNow;
+  const prefix = options.prefix;
+  const emit = (level: LogLevel, msg: string, _fields?: LogFields): void => {
+    if (SEVERITY[level] < threshold) return;
+    sink(`${prefix}${formatTimestamp(now())} ${LABEL[level]}: ${msg}`);
+  };
+  return {
+    level: options.level,
+    enabled: (level) => SEVERITY[level] >= threshold,
+    debug: (msg, fields) => emit("debug", msg, fields),
+    info: (msg, fields) => emit("info", msg, fields),
+    warn: (msg, fields) => emit("warn", msg, fields),
+    error: (msg, fields) => emit("error", msg, fields),
+    fatal: (msg, fields) => emit("fatal", msg, fields),
+  };
+}
