@@ -1,0 +1,143 @@
+// The daemon's lifecycle: bind both ports up front, serve, shut down. Tests
+// and main.ts start it the same way.
+
+import { formatNetAddr, isWildcardHost, type ListenAddress, parseListenAddress } from "./address.ts";
+import { createHttpApi, type HttpHandler } from "./http_api.ts";
+import { goJsonString } from "./json.ts";
+import type { Logger } from "./logger.ts";
+import type { Options } from "./options.ts";
+import { Registry } from "./registry.ts";
+import { TcpServer } from "./tcp_server.ts";
+import { NSQ_VERSION, versionLine } from "./version.ts";
+
+/** How long shutdown waits for in-flight HTTP requests. */
+export const HTTP_SHUTDOWN_GRACE_MS = 5_000;
+
+export class ListenError extends Error {
+  constructor(readonly address: string, readonly reason: string) {
+    super(`listen (${address}) failed - ${reason}`);
+    this.name = "ListenError";
+  }
+}
+
+export interface DaemonDeps {
+  logger: Logger;
+  /** OS hostname, announced in IDENTIFY replies. */
+  hostname: string;
+  /** Wall clock in milliseconds; injectable for tests. */
+  now?: () => number;
+}
+
+export interface Daemon {
+  readonly tcpAddr: Deno.NetAddr;
+  readonly httpAddr: Deno.NetAddr;
+  readonly registry: Registry;
+  readonly tcpServer: TcpServer;
+  readonly handler: HttpHandler;
+  /** Stops accepting, closes clients, lets in-flight HTTP requests finish (bounded). */
+  shutdown(): Promise<void>;
+}
+
+function listenAddress(text: string): ListenAddress {
+  const parsed = parseListenAddress(text);
+  if (typeof parsed === "string") throw new ListenError(text, parsed);
+  return parsed;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Binds like Go's net.Listen: a wildcard host listens dual-stack on `::`,
+ * falling back to IPv4 where the host has no IPv6.
+ */
+function bind<T>(text: string, open: (hostname: string, port: number) => T): T {
+  const { hostname, port } = listenAddress(text);
+  const attempts = isWildcardHost(hostname) ? ["::", "0.0.0.0"] : [hostname];
+  let lastError: unknown;
+  for (const host of attempts) {
+    try {
+      return open(host, port);
+    } catch (error) {
+      lastError = error;
+      if (error instanceof Deno.errors.AddrInUse || error instanceof Deno.errors.PermissionDenied) {
+        break;
+      }
+    }
+  }
+  throw new ListenError(text, describe(lastError));
+}
+
+export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
+  const { logger } = deps;
+  logger.info(versionLine());
+  const registry = new Registry({
+    now: deps.now ?? Date.now,
+    inactiveProducerTimeoutMs: options.inactiveProducerTimeoutMs,
+    tombstoneLifetimeMs: options.tombstoneLifetimeMs,
+  });
+  const handler = createHttpApi({ registry, logger });
+
+  const listener = bind(
+    options.tcpAddress,
+    (hostname, port) => Deno.listen({ hostname, port, transport: "tcp" }),
+  );
+  let http: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    http = bind(options.httpAddress, (hostname, port) =>
+      Deno.serve({
+        hostname,
+        port,
+        onListen: () => {},
+        onError: (error) => {
+          logger.error(`HTTP: request failed - ${describe(error)}`);
+          return new Response(null, { status: 500 });
+        },
+      }, handler));
+  } catch (error) {
+    listener.close();
+    throw error;
+  }
+
+  const tcpAddr = listener.addr;
+  const httpAddr = http.addr;
+  const identifyResponse = `{"broadcast_address":${
+    goJsonString(options.broadcastAddress)
+  },"hostname":${
+    goJsonString(deps.hostname)
+  },"http_port":${httpAddr.port},"tcp_port":${tcpAddr.port},"version":${
+    goJsonString(NSQ_VERSION)
+  }}`;
+  const tcpServer = new TcpServer({
+    listener,
+    registry,
+    logger,
+    maxIdentifySize: options.maxIdentifySize,
+    identifyResponse,
+    idleTimeoutMs: options.inactiveProducerTimeoutMs,
+  });
+  tcpServer.start();
+  logger.info(`TCP: listening on ${formatNetAddr(tcpAddr)}`);
+  logger.info(`HTTP: listening on ${formatNetAddr(httpAddr)}`);
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (): Promise<void> => {
+    stopping ??= (async () => {
+      await tcpServer.close();
+      logger.info(`HTTP: closing ${formatNetAddr(httpAddr)}`);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const grace = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          logger.warn(`HTTP: in-flight requests still running after ${HTTP_SHUTDOWN_GRACE_MS}ms`);
+          resolve();
+        }, HTTP_SHUTDOWN_GRACE_MS);
+      });
+      await Promise.race([http.shutdown(), grace]);
+      clearTimeout(timer);
+    })();
+    return stopping;
+  };
+
+  return { tcpAddr, httpAddr, registry, tcpServer, handler, shutdown };
+}

@@ -1,0 +1,413 @@
+// The HTTP API as a plain `(Request) => Response` function over the registry,
+// testable without a socket; only daemon.ts hands it to Deno.serve.
+
+import { formatAddress } from "./address.ts";
+import { formatDuration } from "./duration.ts";
+import {
+  CHANNEL_NOT_FOUND,
+  type HttpError,
+  httpError,
+  INTERNAL_ERROR,
+  INVALID_ARG_CHANNEL,
+  INVALID_ARG_TOPIC,
+  INVALID_REQUEST,
+  METHOD_NOT_ALLOWED,
+  MISSING_ARG_CHANNEL,
+  MISSING_ARG_NODE,
+  MISSING_ARG_TOPIC,
+  NOT_FOUND,
+  PAYLOAD_TOO_LARGE,
+  TOPIC_NOT_FOUND,
+} from "./errors.ts";
+import { goJsonString, goJsonStringArray } from "./json.ts";
+import type { Logger } from "./logger.ts";
+import { isValidChannelName, isValidTopicName } from "./names.ts";
+import { parseQuery, type QueryParams } from "./query.ts";
+import type { PeerInfo, Registry } from "./registry.ts";
+import { NSQ_VERSION } from "./version.ts";
+
+export const X_NSQ_CONTENT_TYPE = "X-NSQ-Content-Type";
+export const NSQ_CONTENT_TYPE_V1 = "nsq; version=1.0";
+export const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
+export const TEXT_CONTENT_TYPE = "text/plain; charset=utf-8";
+/** Request bodies above this are refused with 413 (the reference reads any size). */
+export const MAX_BODY_BYTES = 1024 * 1024;
+/** Longest query string accepted; longer ones get 414. */
+export const MAX_QUERY_LENGTH = 16 * 1024;
+
+const JSON_HEADERS: [string, string][] = [
+  ["Content-Type", JSON_CONTENT_TYPE],
+  [X_NSQ_CONTENT_TYPE, NSQ_CONTENT_TYPE_V1],
+];
+const EMPTY_HEADERS: [string, string][] = [[X_NSQ_CONTENT_TYPE, NSQ_CONTENT_TYPE_V1]];
+
+/** What a route handler produces; turned into a Response in one place. */
+type Outcome =
+  | { kind: "json"; body: string }
+  | { kind: "empty" }
+  | { kind: "text"; body: string }
+  | HttpError;
+
+const EMPTY: Outcome = { kind: "empty" };
+
+interface Route {
+  readonly path: string;
+  readonly method: "GET" | "POST";
+  readonly handle: (params: QueryParams) => Outcome;
+}
+
+export interface HttpApiOptions {
+  registry: Registry;
+  logger: Logger;
+}
+
+export interface RequestInfo {
+  remoteAddr: Deno.NetAddr;
+}
+
+export type HttpHandler = (request: Request, info?: RequestInfo) => Response | Promise<Response>;
+
+export function createHttpApi(options: HttpApiOptions): HttpHandler {
+  const { registry, logger } = options;
+  // A peer's public fields never change after IDENTIFY: serialize each once.
+  const peerJsonCache = new WeakMap<PeerInfo, string>();
+  const peerJson = (peer: PeerInfo): string => {
+    let json = peerJsonCache.get(peer);
+    if (json === undefined) {
+      json = `"remote_address":${goJsonString(peer.remoteAddress)},"hostname":${
+        goJsonString(peer.hostname)
+      },"broadcast_address":${
+        goJsonString(peer.broadcastAddress)
+      },"tcp_port":${peer.tcpPort},"http_port":${peer.httpPort},"version":${
+        goJsonString(peer.version)
+      },"topology_zone":${goJsonString(peer.topologyZone)},"topology_region":${
+        goJsonString(peer.topologyRegion)
+      }`;
+      peerJsonCache.set(peer, json);
+    }
+    return json;
+  };
+
+  const topicArg = (params: QueryParams): string | HttpError => {
+    const topic = params.get("topic");
+    return topic === undefined ? httpError(400, MISSING_ARG_TOPIC) : topic;
+  };
+
+  const validTopicArg = (params: QueryParams): string | HttpError => {
+    const topic = topicArg(params);
+    if (typeof topic !== "string") return topic;
+    return isValidTopicName(topic) ? topic : httpError(400, INVALID_ARG_TOPIC);
+  };
+
+  const topicChannelArgs = (params: QueryParams): [string, string] | HttpError => {
+    const topic = validTopicArg(params);
+    if (typeof topic !== "string") return topic;
+    const channel = params.get("channel");
+    if (channel === undefined) return httpError(400, MISSING_ARG_CHANNEL);
+    if (!isValidChannelName(channel)) return httpError(400, INVALID_ARG_CHANNEL);
+    return [topic, channel];
+  };
+
+  const routes: Route[] = [
+    { path: "/ping", method: "GET", handle: () => ({ kind: "text", body: "OK" }) },
+    {
+      path: "/info",
+      method: "GET",
+      handle: () => ({ kind: "json", body: `{"version":${goJsonString(NSQ_VERSION)}}` }),
+    },
+    {
+      path: "/topics",
+      method: "GET",
+      handle: () => ({ kind: "json", body: `{"topics":${goJsonStringArray(registry.topics())}}` }),
+    },
+    {
+      path: "/channels",
+      method: "GET",
+      handle: (params) => {
+        const topic = topicArg(params);
+        if (typeof topic !== "string") return topic;
+        return {
+          kind: "json",
+          body: `{"channels":${goJsonStringArray(registry.channels(topic))}}`,
+        };
+      },
+    },
+    {
+      path: "/lookup",
+      method: "GET",
+      handle: (params) => {
+        const topic = topicArg(params);
+        if (typeof topic !== "string") return topic;
+        const found = registry.lookup(topic);
+        if (found === undefined) return httpError(404, TOPIC_NOT_FOUND);
+        const producers = found.producers.map((peer) => `{${peerJson(peer)}}`).join(",");
+        return {
+          kind: "json",
+          body: `{"channels":${goJsonStringArray(found.channels)},"producers":[${producers}]}`,
+        };
+      },
+    },
+    {
+      path: "/nodes",
+      method: "GET",
+      handle: () => {
+        const nodes = registry.nodes().map((node) =>
+          `{${peerJson(node.peer)},"tombstones":[${node.tombstones.join(",")}],"topics":${
+            goJsonStringArray(node.topics)
+          }}`
+        );
+        return { kind: "json", body: `{"producers":[${nodes.join(",")}]}` };
+      },
+    },
+    {
+      path: "/debug",
+      method: "GET",
+      handle: () => {
+        const entries = registry.debug().map(({ name, producers }) => {
+          const list = producers.map(({ peer, tombstoned, tombstonedAt }) =>
+            // Keys in Go's map order (sorted), as the reference prints them.
+            `{"broadcast_address":${goJsonString(peer.broadcastAddress)},"hostname":${
+              goJsonString(peer.hostname)
+            },"http_port":${peer.httpPort},"id":${goJsonString(peer.id)},"last_update":${
+              unixNanos(peer.lastUpdate)
+            },"tcp_port":${peer.tcpPort},"tombstoned":${tombstoned},"tombstoned_at":${
+              tombstoned ? unixNanos(tombstonedAt) : "0"
+            },"topology_region":${goJsonString(peer.topologyRegion)},"topology_zone":${
+              goJsonString(peer.topologyZone)
+            },"version":${goJsonString(peer.version)}}`
+          );
+          return `${goJsonString(name)}:[${list.join(",")}]`;
+        });
+        return { kind: "json", body: `{${entries.join(",")}}` };
+      },
+    },
+    {
+      path: "/topic/create",
+      method: "POST",
+      handle: (params) => {
+        const topic = validTopicArg(params);
+        if (typeof topic !== "string") return topic;
+        logger.info(`DB: adding topic(${topic})`);
+        registry.createTopic(topic);
+        return EMPTY;
+      },
+    },
+    {
+      path: "/topic/delete",
+      method: "POST",
+      handle: (params) => {
+        const topic = topicArg(params);
+        if (typeof topic !== "string") return topic;
+        const deleted = registry.deleteTopic(topic);
+        for (const channel of deleted.channels) {
+          logger.info(`DB: removing channel(${channel}) from topic(${topic})`);
+        }
+        if (deleted.topic) logger.info(`DB: removing topic(${topic})`);
+        return EMPTY;
+      },
+    },
+    {
+      path: "/channel/create",
+      method: "POST",
+      handle: (params) => {
+        const args = topicChannelArgs(params);
+        if (!Array.isArray(args)) return args;
+        const [topic, channel] = args;
+        logger.info(`DB: adding channel(${channel}) in topic(${topic})`);
+        registry.createChannel(topic, channel);
+        logger.info(`DB: adding topic(${topic})`);
+        registry.createTopic(topic);
+        return EMPTY;
+      },
+    },
+    {
+      path: "/channel/delete",
+      method: "POST",
+      handle: (params) => {
+        const args = topicChannelArgs(params);
+        if (!Array.isArray(args)) return args;
+        const [topic, channel] = args;
+        if (!registry.deleteChannel(topic, channel)) return httpError(404, CHANNEL_NOT_FOUND);
+        logger.info(`DB: removing channel(${channel}) from topic(${topic})`);
+        return EMPTY;
+      },
+    },
+    {
+      path: "/topic/tombstone",
+      method: "POST",
+      handle: (params) => {
+        const topic = topicArg(params);
+        if (typeof topic !== "string") return topic;
+        const node = params.get("node");
+        if (node === undefined) return httpError(400, MISSING_ARG_NODE);
+        logger.info(`DB: setting tombstone for producer@${node} of topic(${topic})`);
+        registry.tombstone(topic, node);
+        return EMPTY;
+      },
+    },
+  ];
+
+  const byPath = new Map<string, Route[]>();
+  for (const route of routes) {
+    const list = byPath.get(route.path) ?? [];
+    list.push(route);
+    byPath.set(route.path, list);
+  }
+  const allowHeader = (list: Route[]): string =>
+    [...list.map((r) => r.method), "OPTIONS"].sort().join(", ");
+  const canonicalByFolded = new Map<string, string>();
+  for (const path of byPath.keys()) canonicalByFolded.set(path.toLowerCase(), path);
+
+  const respond = (request: Request, info: RequestInfo | undefined): Response => {
+    const started = performance.now();
+    const { path, query } = splitTarget(request.url);
+    const response = route(request, path, query);
+    if (logger.enabled("info")) {
+      const elapsedNs = BigInt(Math.round((performance.now() - started) * 1e6));
+      const remote = info === undefined
+        ? "-"
+        : formatAddress(info.remoteAddr.hostname, info.remoteAddr.port);
+      const uri = query === undefined ? path : `${path}?${query}`;
+      logger.info(
+        `${response.status} ${request.method} ${uri} (${remote}) ${formatDuration(elapsedNs)}`,
+      );
+    }
+    return response;
+  };
+
+  const route = (request: Request, path: string, query: string | undefined): Response => {
+    const candidates = byPath.get(path);
+    if (candidates === undefined) return redirectOrNotFound(request.method, path, query);
+    const method = request.method;
+    if (method === "OPTIONS") {
+      return new Response(null, { status: 200, headers: [["Allow", allowHeader(candidates)]] });
+    }
+    const found = candidates.find((r) => r.method === method);
+    if (found === undefined) {
+      return toResponse(httpError(405, METHOD_NOT_ALLOWED), [["Allow", allowHeader(candidates)]]);
+    }
+    if ((query?.length ?? 0) > MAX_QUERY_LENGTH) return toResponse(httpError(414, "URI_TOO_LONG"));
+    const params = parseQuery(query ?? "");
+    if (params === undefined) return toResponse(httpError(400, INVALID_REQUEST));
+    try {
+      return toResponse(found.handle(params));
+    } catch (error) {
+      logger.error(`HTTP: ${method} ${path} failed - ${String(error)}`);
+      return toResponse(httpError(500, INTERNAL_ERROR));
+    }
+  };
+
+  const redirectOrNotFound = (method: string, path: string, query: string | undefined): Response => {
+    const canonical = canonicalByFolded.get(stripTrailingSlash(cleanPath(path)).toLowerCase());
+    if (canonical === undefined || canonical === path || method === "CONNECT") {
+      return toResponse(httpError(404, NOT_FOUND));
+    }
+    const location = query === undefined ? canonical : `${canonical}?${query}`;
+    const status = method === "GET" ? 301 : 308;
+    const text = status === 301 ? "Moved Permanently" : "Permanent Redirect";
+    return new Response(
+      method === "GET" ? `<a href="${escapeHtml(location)}">${text}</a>.\n\n` : null,
+      {
+        status,
+        headers: method === "GET"
+          ? [["Location", location], ["Content-Type", "text/html; charset=utf-8"]]
+          : [["Location", location]],
+      },
+    );
+  };
+
+  return (request, info) => {
+    if (request.body === null) return respond(request, info);
+    return drainBody(request).then((tooLarge) =>
+      tooLarge ? toResponse(httpError(413, PAYLOAD_TOO_LARGE)) : respond(request, info)
+    );
+  };
+}
+
+function toResponse(outcome: Outcome, extraHeaders: [string, string][] = []): Response {
+  switch (outcome.kind) {
+    case "json":
+      return new Response(outcome.body, { status: 200, headers: JSON_HEADERS });
+    case "empty":
+      return new Response(null, { status: 200, headers: EMPTY_HEADERS });
+    case "text":
+      return new Response(outcome.body, {
+        status: 200,
+        headers: [["Content-Type", TEXT_CONTENT_TYPE]],
+      });
+    case "http-error":
+      return new Response(`{"message":${goJsonString(outcome.code)}}`, {
+        status: outcome.status,
+        headers: [...extraHeaders, ...JSON_HEADERS],
+      });
+  }
+}
+
+/** Reads and discards the request body; true when it exceeds MAX_BODY_BYTES. */
+async function drainBody(request: Request): Promise<boolean> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > MAX_BODY_BYTES) return true;
+  const reader = request.body!.getReader();
+  let total = 0;
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) return false;
+      total += value.length;
+      if (total > MAX_BODY_BYTES) {
+        await reader.cancel();
+        return true;
+      }
+    }
+  } catch {
+    return false;
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/** Splits `scheme://host/path?query` without the cost of `new URL()`. */
+export function splitTarget(url: string): { path: string; query: string | undefined } {
+  const schemeEnd = url.indexOf("://");
+  const pathStart = schemeEnd === -1 ? 0 : url.indexOf("/", schemeEnd + 3);
+  if (pathStart === -1) return { path: "/", query: undefined };
+  const questionMark = url.indexOf("?", pathStart);
+  const rawPath = questionMark === -1 ? url.slice(pathStart) : url.slice(pathStart, questionMark);
+  let path = rawPath;
+  if (rawPath.includes("%")) {
+    try {
+      path = decodeURIComponent(rawPath);
+    } catch {
+      path = rawPath;
+    }
+  }
+  const query = questionMark === -1 ? undefined : url.slice(questionMark + 1);
+  return { path, query };
+}
+
+/** httprouter's CleanPath: one leading slash, no `//`, `.` or `..` elements. */
+export function cleanPath(path: string): string {
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  const trailing = path.length > 1 && (path.endsWith("/") || path.endsWith("/.")) ? "/" : "";
+  const cleaned = "/" + parts.join("/");
+  return cleaned === "/" ? cleaned : cleaned + trailing;
+}
+
+function stripTrailingSlash(path: string): string {
+  return path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
+}
+
+function escapeHtml(text: string): string {
+  return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;")
+    .replaceAll('"', "&#34;").replaceAll("'", "&#39;");
+}
+
+/** Clock milliseconds to Unix nanoseconds, exact to the microsecond. */
+function unixNanos(ms: number): string {
+  return (BigInt(Math.floor(ms * 1000)) * 1000n).toString();
+}

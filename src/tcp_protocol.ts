@@ -1,0 +1,328 @@
+// Protocol V1 of nsqlookupd's TCP port as a pure state machine over bytes:
+// feed it what the socket read, it appends framed responses to `out` and says
+// when the connection must close. The socket, timers and writes live in
+// tcp_server.ts.
+
+import {
+  E_BAD_BODY,
+  E_BAD_CHANNEL,
+  E_BAD_PROTOCOL,
+  E_BAD_TOPIC,
+  E_INVALID,
+  type TcpError,
+  tcpError,
+  tcpErrorText,
+} from "./errors.ts";
+import { decodeIdentifyBody } from "./identify.ts";
+import type { Logger } from "./logger.ts";
+import { isValidChannelName, isValidTopicName } from "./names.ts";
+import type { PeerInfo, Registry } from "./registry.ts";
+import { formatDuration } from "./duration.ts";
+
+export const PROTOCOL_MAGIC_V1 = "  V1";
+/** Longest command line accepted (bytes before `\n`); the reference has no bound. */
+export const MAX_LINE_LENGTH = 4096;
+
+const NEWLINE = 0x0a;
+const encoder = new TextEncoder();
+const utf8 = new TextDecoder();
+
+/** 4-byte big-endian length, then the payload. */
+export function frame(payload: string | Uint8Array): Uint8Array {
+  const bytes = typeof payload === "string" ? encoder.encode(payload) : payload;
+  const out = new Uint8Array(4 + bytes.length);
+  new DataView(out.buffer).setUint32(0, bytes.length);
+  out.set(bytes, 4);
+  return out;
+}
+
+const OK_FRAME = frame("OK");
+
+export interface SessionContext {
+  registry: Registry;
+  logger: Logger;
+  /** The connection's remote `ip:port`, which is also the peer id. */
+  remoteAddress: string;
+  maxIdentifySize: number;
+  /** The JSON answered to IDENTIFY (this daemon's addresses and version). */
+  identifyResponse: string;
+}
+
+type State = "magic" | "line" | "size" | "body" | "closed";
+
+// Go's unicode.IsSpace, which strings.TrimSpace uses (JS trim() differs on U+0085 and U+FEFF).
+const GO_SPACE = "\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+const TRIM = new RegExp(`^[${GO_SPACE}]+|[${GO_SPACE}]+$`, "g");
+
+export function trimSpace(line: string): string {
+  return line.replace(TRIM, "");
+}
+
+/** Decodes a line; pure ASCII (every real command) avoids the UTF-8 decoder. */
+function decodeLine(bytes: Uint8Array): string {
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] >= 0x80) return utf8.decode(bytes);
+  }
+  return String.fromCharCode.apply(null, bytes as unknown as number[]);
+}
+
+export class LookupSession {
+  readonly #ctx: SessionContext;
+  #state: State = "magic";
+  /** Unconsumed bytes carried over between reads (a partial line, size or body). */
+  #pending: Uint8Array = new Uint8Array(0);
+  #bodySize = 0;
+  #peer: PeerInfo | undefined;
+  #startedLoop = false;
+
+  constructor(ctx: SessionContext) {
+    this.#ctx = ctx;
+  }
+
+  get peer(): PeerInfo | undefined {
+    return this.#peer;
+  }
+
+  get closed(): boolean {
+    return this.#state === "closed";
+  }
+
+  /** Whether the client has sent its protocol magic. */
+  get started(): boolean {
+    return this.#startedLoop;
+  }
+
+  /**
+   * Consumes bytes read from the socket; appends response frames to `out`.
+   * Returns true when the connection must be closed after writing `out`.
+   */
+  feed(chunk: Uint8Array, out: Uint8Array[]): boolean {
+    if (this.closed) return true;
+    let data = chunk;
+    if (this.#pending.length > 0) {
+      data = new Uint8Array(this.#pending.length + chunk.length);
+      data.set(this.#pending);
+      data.set(chunk, this.#pending.length);
+    }
+    let pos = 0;
+    while (!this.closed) {
+      const available = data.length - pos;
+      if (this.#state === "magic") {
+        if (available < 4) break;
+        this.#acceptMagic(data.subarray(pos, pos + 4), out);
+        pos += 4;
+      } else if (this.#state === "line") {
+        const newline = data.indexOf(NEWLINE, pos);
+        if (newline === -1) {
+          if (available > MAX_LINE_LENGTH) this.#fail(this.#lineTooLong(), out);
+          break;
+        }
+        if (newline - pos > MAX_LINE_LENGTH) {
+          this.#fail(this.#lineTooLong(), out);
+          break;
+        }
+        const line = decodeLine(data.subarray(pos, newline));
+        pos = newline + 1;
+        this.#execute(line, out);
+      } else if (this.#state === "size") {
+        if (available < 4) break;
+        const size = new DataView(data.buffer, data.byteOffset + pos, 4).getInt32(0);
+        pos += 4;
+        if (size < 0 || size > this.#ctx.maxIdentifySize) {
+          this.#fail(tcpError(E_BAD_BODY, `IDENTIFY invalid body size ${size}`), out);
+        } else {
+          this.#bodySize = size;
+          this.#state = "body";
+        }
+      } else {
+        if (available < this.#bodySize) break;
+        const body = data.subarray(pos, pos + this.#bodySize);
+        pos += this.#bodySize;
+        this.#identify(body, out);
+      }
+    }
+    // Copy: the caller reuses its read buffer.
+    this.#pending = this.closed ? new Uint8Array(0) : data.slice(pos);
+    return this.closed;
+  }
+
+  /** The client closed its side: an unfinished IDENTIFY is an error, as in the reference. */
+  finish(out: Uint8Array[]): void {
+    if (this.#state === "size") {
+      this.#fail(tcpError(E_BAD_BODY, "IDENTIFY failed to read body size"), out);
+    } else if (this.#state === "body") {
+      this.#fail(tcpError(E_BAD_BODY, "IDENTIFY failed to read body"), out);
+    } else if (this.#state === "magic") {
+      this.#ctx.logger.error(`failed to read protocol version - EOF`);
+      this.#state = "closed";
+    } else {
+      this.#state = "closed";
+    }
+  }
+
+  /** The connection is gone: the peer leaves every registration. Call once. */
+  close(): void {
+    this.#state = "closed";
+    this.#pending = new Uint8Array(0);
+    const { logger, registry, remoteAddress } = this.#ctx;
+    if (this.#startedLoop) logger.info(`PROTOCOL(V1): [${remoteAddress}] exiting ioloop`);
+    if (this.#peer === undefined) return;
+    for (const removed of registry.removePeer(this.#peer.id)) {
+      logger.info(
+        `DB: client(${remoteAddress}) UNREGISTER category:${removed.category} key:${removed.key} subkey:${removed.subkey}`,
+      );
+    }
+    this.#peer = undefined;
+  }
+
+  #acceptMagic(bytes: Uint8Array, out: Uint8Array[]): void {
+    const magic = String.fromCharCode(...bytes);
+    const { logger, remoteAddress } = this.#ctx;
+    logger.info(`CLIENT(${remoteAddress}): desired protocol magic '${magic}'`);
+    if (magic !== PROTOCOL_MAGIC_V1) {
+      out.push(frame(tcpErrorText(tcpError(E_BAD_PROTOCOL))));
+      this.#state = "closed";
+      logger.error(`client(${remoteAddress}) bad protocol magic '${magic}'`);
+      return;
+    }
+    this.#startedLoop = true;
+    this.#state = "line";
+  }
+
+  #lineTooLong(): TcpError {
+    return tcpError(E_INVALID, `command line exceeds ${MAX_LINE_LENGTH} bytes`);
+  }
+
+  #fail(error: TcpError, out: Uint8Array[]): void {
+    const text = tcpErrorText(error);
+    this.#ctx.logger.error(`[${this.#ctx.remoteAddress}] - ${text}`);
+    out.push(frame(text));
+    this.#state = "closed";
+  }
+
+  #execute(rawLine: string, out: Uint8Array[]): void {
+    const params = trimSpace(rawLine).split(" ");
+    let error: TcpError | undefined;
+    switch (params[0]) {
+      case "PING":
+        this.#ping();
+        out.push(OK_FRAME);
+        return;
+      case "IDENTIFY":
+        if (this.#peer !== undefined) {
+          error = tcpError(E_INVALID, "cannot IDENTIFY again");
+        } else {
+          this.#state = "size";
+          return;
+        }
+        break;
+      case "REGISTER":
+        error = this.#register(params);
+        break;
+      case "UNREGISTER":
+        error = this.#unregister(params);
+        break;
+      default:
+        error = tcpError(E_INVALID, `invalid command ${params[0]}`);
+    }
+    if (error !== undefined) this.#fail(error, out);
+    else out.push(OK_FRAME);
+  }
+
+  #ping(): void {
+    const peer = this.#peer;
+    if (peer === undefined) return;
+    const previous = this.#ctx.registry.touch(peer);
+    if (this.#ctx.logger.enabled("info")) {
+      const sinceNs = BigInt(Math.round((peer.lastUpdate - previous) * 1e6));
+      this.#ctx.logger.info(`CLIENT(${peer.id}): pinged (last ping ${formatDuration(sinceNs)})`);
+    }
+  }
+
+  #identify(body: Uint8Array, out: Uint8Array[]): void {
+    const decoded = decodeIdentifyBody(body);
+    if (!decoded.ok) {
+      const description = decoded.reason === "decode"
+        ? "IDENTIFY failed to decode JSON body"
+        : "IDENTIFY missing fields";
+      this.#fail(tcpError(E_BAD_BODY, description), out);
+      return;
+    }
+    const { registry, logger, remoteAddress } = this.#ctx;
+    const fields = decoded.fields;
+    const peer: PeerInfo = {
+      ...fields,
+      id: remoteAddress,
+      remoteAddress,
+      lastUpdate: registry.now(),
+    };
+    logger.info(
+      `CLIENT(${remoteAddress}): IDENTIFY Address:${peer.broadcastAddress} TCP:${peer.tcpPort} HTTP:${peer.httpPort} Version:${peer.version}`,
+    );
+    this.#peer = peer;
+    if (registry.identify(peer)) this.#logRegistration("REGISTER", "client", "", "");
+    out.push(frame(this.#ctx.identifyResponse));
+    this.#state = "line";
+  }
+
+  /** Shared argument checks of REGISTER and UNREGISTER, in the reference's order. */
+  #topicAndChannel(
+    command: string,
+    params: string[],
+  ): TcpError | { topic: string; channel: string | undefined } {
+    if (this.#peer === undefined) return tcpError(E_INVALID, "client must IDENTIFY");
+    if (params.length < 2) {
+      return tcpError(E_INVALID, `${command} insufficient number of params`);
+    }
+    const topic = params[1];
+    if (!isValidTopicName(topic)) {
+      return tcpError(E_BAD_TOPIC, `${command} topic name '${topic}' is not valid`);
+    }
+    const channel = params.length >= 3 ? params[2] : undefined;
+    if (channel !== undefined && !isValidChannelName(channel)) {
+      return tcpError(E_BAD_CHANNEL, `${command} channel name '${channel}' is not valid`);
+    }
+    return { topic, channel };
+  }
+
+  #register(params: string[]): TcpError | undefined {
+    const args = this.#topicAndChannel("REGISTER", params);
+    if ("kind" in args) return args;
+    const peer = this.#peer!;
+    const { registry } = this.#ctx;
+    const { topic, channel } = args;
+    if (channel !== undefined && registry.registerChannel(peer, topic, channel)) {
+      this.#logRegistration("REGISTER", "channel", topic, channel);
+    }
+    if (registry.registerTopic(peer, topic)) this.#logRegistration("REGISTER", "topic", topic, "");
+    return undefined;
+  }
+
+  #unregister(params: string[]): TcpError | undefined {
+    const args = this.#topicAndChannel("UNREGISTER", params);
+    if ("kind" in args) return args;
+    const { registry, logger, remoteAddress } = this.#ctx;
+    const peerId = this.#peer!.id;
+    const { topic, channel } = args;
+    if (channel !== undefined) {
+      if (registry.unregisterChannel(peerId, topic, channel)) {
+        this.#logRegistration("UNREGISTER", "channel", topic, channel);
+      }
+      return undefined;
+    }
+    const removed = registry.unregisterTopic(peerId, topic);
+    for (const name of removed.channels) {
+      logger.warn(
+        `client(${remoteAddress}) unexpected UNREGISTER category:channel key:${topic} subkey:${name}`,
+      );
+    }
+    if (removed.topic) this.#logRegistration("UNREGISTER", "topic", topic, "");
+    return undefined;
+  }
+
+  #logRegistration(action: string, category: string, key: string, subkey: string): void {
+    this.#ctx.logger.info(
+      `DB: client(${this.#ctx.remoteAddress}) ${action} category:${category} key:${key} subkey:${subkey}`,
+    );
+  }
+}

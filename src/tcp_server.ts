@@ -1,0 +1,261 @@
+// The socket edge of the TCP protocol: accept loop, one read loop per
+// connection feeding a LookupSession, batched writes, and a sweeper that
+// closes connections that never sent their magic, went silent, or stopped
+// reading their responses.
+
+import { formatNetAddr } from "./address.ts";
+import { formatDuration } from "./duration.ts";
+import type { Logger } from "./logger.ts";
+import type { Registry } from "./registry.ts";
+import { LookupSession } from "./tcp_protocol.ts";
+
+export const MAGIC_TIMEOUT_MS = 10_000;
+/** How long a write may stay blocked on a client that does not read. */
+export const WRITE_TIMEOUT_MS = 10_000;
+const READ_BUFFER_BYTES = 16 * 1024;
+
+export interface TcpServerOptions {
+  listener: Deno.TcpListener;
+  registry: Registry;
+  logger: Logger;
+  maxIdentifySize: number;
+  identifyResponse: string;
+  /** Connections silent for longer than this are closed (`--inactive-producer-timeout`). */
+  idleTimeoutMs: number;
+  magicTimeoutMs?: number;
+  writeTimeoutMs?: number;
+  /** Monotonic milliseconds; injectable so the sweeper can be tested without sleeping. */
+  clock?: () => number;
+  /** Period of the idle sweeper; 0 disables the timer (tests call sweep() themselves). */
+  sweepIntervalMs?: number;
+  /** Test hook: called with each session before its bytes are fed. */
+  onSession?: (session: LookupSession) => void;
+}
+
+interface Connection {
+  readonly conn: Deno.TcpConn;
+  readonly remote: string;
+  readonly session: LookupSession;
+  readonly connectedAt: number;
+  lastRead: number;
+  /** Clock time the pending write started, or undefined when not writing. */
+  writingSince: number | undefined;
+  closeReason: string | undefined;
+}
+
+function defaultSweepInterval(idleTimeoutMs: number): number {
+  return Math.min(1000, Math.max(10, idleTimeoutMs / 10));
+}
+
+export class TcpServer {
+  readonly #options: TcpServerOptions;
+  readonly #clock: () => number;
+  readonly #connections = new Set<Connection>();
+  readonly #handlers = new Set<Promise<void>>();
+  #acceptLoop: Promise<void> | undefined;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+  #closing = false;
+  readonly addr: Deno.NetAddr;
+
+  constructor(options: TcpServerOptions) {
+    this.#options = options;
+    this.#clock = options.clock ?? (() => performance.now());
+    this.addr = options.listener.addr;
+  }
+
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  start(): void {
+    this.#acceptLoop = this.#accept();
+    const interval = this.#options.sweepIntervalMs ??
+      defaultSweepInterval(this.#options.idleTimeoutMs);
+    if (interval > 0) this.#sweeper = setInterval(() => this.sweep(), interval);
+  }
+
+  /** Closes connections past their magic, idle or write deadline. */
+  sweep(now: number = this.#clock()): void {
+    const magicTimeout = this.#options.magicTimeoutMs ?? MAGIC_TIMEOUT_MS;
+    const writeTimeout = this.#options.writeTimeoutMs ?? WRITE_TIMEOUT_MS;
+    const idleTimeout = this.#options.idleTimeoutMs;
+    for (const connection of this.#connections) {
+      if (connection.closeReason !== undefined) continue;
+      if (!connection.session.started && now - connection.connectedAt > magicTimeout) {
+        this.#drop(connection, `no protocol magic within ${formatMs(magicTimeout)}`);
+      } else if (now - connection.lastRead > idleTimeout) {
+        this.#drop(connection, `no data for ${formatMs(idleTimeout)}`);
+      } else if (
+        connection.writingSince !== undefined && now - connection.writingSince > writeTimeout
+      ) {
+        this.#drop(connection, `responses unread for ${formatMs(writeTimeout)}`);
+      }
+    }
+  }
+
+  /** Stops accepting, closes every connection and waits for their handlers. */
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#options.logger.info(`TCP: closing ${formatNetAddr(this.addr)}`);
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    try {
+      this.#options.listener.close();
+    } catch {
+      // already closed
+    }
+    for (const connection of this.#connections) {
+      connection.closeReason ??= "shutdown";
+      closeQuietly(connection.conn);
+    }
+    await this.#acceptLoop;
+    await Promise.all(this.#handlers);
+  }
+
+  async #accept(): Promise<void> {
+    const { listener, logger } = this.#options;
+    while (!this.#closing) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        if (this.#closing || error instanceof Deno.errors.BadResource) return;
+        // A peer that reset before accept() completed must not stop the loop.
+        logger.error(`TCP: accept() failure - ${String(error)}`);
+        continue;
+      }
+      if (this.#closing) {
+        closeQuietly(conn);
+        return;
+      }
+      const handler = this.#handle(conn);
+      this.#handlers.add(handler);
+      handler.finally(() => this.#handlers.delete(handler));
+    }
+  }
+
+  #drop(connection: Connection, reason: string): void {
+    connection.closeReason = reason;
+    this.#options.logger.warn(`CLIENT(${connection.remote}): closing connection - ${reason}`);
+    closeQuietly(connection.conn);
+  }
+
+  async #handle(conn: Deno.TcpConn): Promise<void> {
+    const { logger, registry, maxIdentifySize, identifyResponse } = this.#options;
+    const remote = formatNetAddr(conn.remoteAddr);
+    try {
+      conn.setNoDelay(true);
+    } catch {
+      // the peer may already be gone
+    }
+    logger.info(`TCP: new client(${remote})`);
+    const session = new LookupSession({
+      registry,
+      logger,
+      remoteAddress: remote,
+      maxIdentifySize,
+      identifyResponse,
+    });
+    const now = this.#clock();
+    const connection: Connection = {
+      conn,
+      remote,
+      session,
+      connectedAt: now,
+      lastRead: now,
+      writingSince: undefined,
+      closeReason: undefined,
+    };
+    this.#connections.add(connection);
+    const buffer = new Uint8Array(READ_BUFFER_BYTES);
+    const out: Uint8Array[] = [];
+    try {
+      this.#options.onSession?.(session);
+      while (connection.closeReason === undefined) {
+        let n: number | null;
+        try {
+          n = await conn.read(buffer);
+        } catch (error) {
+          if (connection.closeReason === undefined && !isDisconnect(error)) {
+            logger.error(`client(${remote}) - ${String(error)}`);
+          }
+          break;
+        }
+        if (n === null) {
+          session.finish(out);
+          await this.#write(connection, out);
+          break;
+        }
+        connection.lastRead = this.#clock();
+        const mustClose = session.feed(buffer.subarray(0, n), out);
+        await this.#write(connection, out);
+        if (mustClose) break;
+      }
+    } catch (error) {
+      // A bug in one connection's handling closes that connection only.
+      logger.error(`client(${remote}) - internal error: ${String(error)}`);
+    } finally {
+      this.#connections.delete(connection);
+      closeQuietly(conn);
+      try {
+        session.close();
+      } catch (error) {
+        logger.error(`client(${remote}) - cleanup failed: ${String(error)}`);
+      }
+    }
+  }
+
+  /** Writes every pending frame in one buffer, looping over partial writes. */
+  async #write(connection: Connection, out: Uint8Array[]): Promise<void> {
+    if (out.length === 0) return;
+    let bytes: Uint8Array;
+    if (out.length === 1) {
+      bytes = out[0];
+    } else {
+      let total = 0;
+      for (const frame of out) total += frame.length;
+      bytes = new Uint8Array(total);
+      let offset = 0;
+      for (const frame of out) {
+        bytes.set(frame, offset);
+        offset += frame.length;
+      }
+    }
+    out.length = 0;
+    connection.writingSince = this.#clock();
+    try {
+      while (bytes.length > 0) {
+        const written = await connection.conn.write(bytes);
+        bytes = bytes.subarray(written);
+      }
+    } catch (error) {
+      if (connection.closeReason === undefined && !isDisconnect(error)) {
+        this.#options.logger.error(`client(${connection.remote}) - ${String(error)}`);
+      }
+      connection.closeReason ??= "write failed";
+    } finally {
+      connection.writingSince = undefined;
+    }
+  }
+}
+
+function isDisconnect(error: unknown): boolean {
+  return error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.Interrupted ||
+    error instanceof Deno.errors.BadResource ||
+    error instanceof Deno.errors.NotConnected ||
+    error instanceof Deno.errors.ConnectionAborted;
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // already closed
+  }
+}
+
+function formatMs(ms: number): string {
+  return formatDuration(BigInt(Math.round(ms * 1e6)));
+}
