@@ -6,11 +6,27 @@ import { createLogger, writeStderr, writeStdout } from "./src/logger.ts";
 import { defaultOptions } from "./src/options.ts";
 import { onShutdownSignal } from "./src/signals.ts";
 
+/** Reads the config file; failures are worded as Go's os.Open errors are. */
+function readConfigFile(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Error(`open ${path}: no such file or directory`);
+    }
+    if (error instanceof Deno.errors.PermissionDenied) {
+      throw new Error(`open ${path}: permission denied`);
+    }
+    if (error instanceof Deno.errors.IsADirectory) throw new Error(`read ${path}: is a directory`);
+    throw error;
+  }
+}
+
 function main(): void {
   const hostname = Deno.hostname();
   const cli = resolveCommandLine(Deno.args, {
     hostname,
-    readTextFile: (path) => Deno.readTextFileSync(path),
+    readTextFile: readConfigFile,
   });
   if (cli.kind === "exit") {
     if (cli.stdout !== undefined) writeStdout(cli.stdout);

@@ -1,7 +1,12 @@
 // The daemon's lifecycle: bind both ports up front, serve, shut down. Tests
 // and main.ts start it the same way.
 
-import { formatNetAddr, isWildcardHost, type ListenAddress, parseListenAddress } from "./address.ts";
+import {
+  formatNetAddr,
+  isWildcardHost,
+  type ListenAddress,
+  parseListenAddress,
+} from "./address.ts";
 import { createHttpApi, type HttpHandler } from "./http_api.ts";
 import { goJsonString } from "./json.ts";
 import type { Logger } from "./logger.ts";

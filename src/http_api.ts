@@ -297,7 +297,11 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
     }
   };
 
-  const redirectOrNotFound = (method: string, path: string, query: string | undefined): Response => {
+  const redirectOrNotFound = (
+    method: string,
+    path: string,
+    query: string | undefined,
+  ): Response => {
     const canonical = canonicalByFolded.get(stripTrailingSlash(cleanPath(path)).toLowerCase());
     if (canonical === undefined || canonical === path || method === "CONNECT") {
       return toResponse(httpError(404, NOT_FOUND));

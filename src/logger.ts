@@ -22,9 +22,9 @@ export function parseLogLevel(text: string): LogLevel | undefined {
   return lower in SEVERITY ? lower as LogLevel : undefined;
 }
 
-/** The upper-case name Go prints for a level in usage defaults (`INFO`). */
+/** The upper-case name Go's LogLevel.String() prints (`INFO`, `WARNING`). */
 export function logLevelName(level: LogLevel): string {
-  return level === "warn" ? "WARN" : LABEL[level];
+  return LABEL[level];
 }
 
 export interface Logger {
@@ -81,9 +81,7 @@ export function formatTimestamp(ms: number): string {
   const d = new Date(Math.floor(ms));
   const micros = Math.floor(ms * 1000) % 1_000_000;
   return `${d.getFullYear()}/${pad(d.getMonth() + 1, 2)}/${pad(d.getDate(), 2)} ` +
-    `${pad(d.getHours(), 2)}:${pad(d.getMinutes(), 2)}:${pad(d.getSeconds(), 2)}.${
-      pad(micros, 6)
-    }`;
+    `${pad(d.getHours(), 2)}:${pad(d.getMinutes(), 2)}:${pad(d.getSeconds(), 2)}.${pad(micros, 6)}`;
 }
 
 export function createLogger(options: LoggerOptions): Logger {

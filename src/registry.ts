@@ -382,7 +382,9 @@ export class Registry {
       throw new Error(`counts ${this.#topicCount}/${this.#channelCount} != ${topics}/${channels}`);
     }
     if (fromRegistrations.size !== this.#byPeer.size) {
-      throw new Error(`peer index has ${this.#byPeer.size} peers, registrations ${fromRegistrations.size}`);
+      throw new Error(
+        `peer index has ${this.#byPeer.size} peers, registrations ${fromRegistrations.size}`,
+      );
     }
     for (const [id, set] of this.#byPeer) {
       const expected = fromRegistrations.get(id);

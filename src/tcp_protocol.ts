@@ -51,7 +51,8 @@ export interface SessionContext {
 type State = "magic" | "line" | "size" | "body" | "closed";
 
 // Go's unicode.IsSpace, which strings.TrimSpace uses (JS trim() differs on U+0085 and U+FEFF).
-const GO_SPACE = "\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+const GO_SPACE =
+  "\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
 const TRIM = new RegExp(`^[${GO_SPACE}]+|[${GO_SPACE}]+$`, "g");
 
 export function trimSpace(line: string): string {
