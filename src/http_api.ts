@@ -53,8 +53,17 @@ const EMPTY: Outcome = { kind: "empty" };
 interface Route {
   readonly path: string;
   readonly method: "GET" | "POST";
+  /**
+   * Whether the handler reads the query string. Only these routes parse it
+   * (and answer 400 INVALID_REQUEST to a malformed one): the reference's
+   * /ping, /info, /topics, /nodes and /debug never look at the query, so
+   * `/ping?a;b` is 200 there.
+   */
+  readonly takesParams?: true;
   readonly handle: (params: QueryParams) => Outcome;
 }
+
+const NO_PARAMS: QueryParams = new Map();
 
 export interface HttpApiOptions {
   registry: Registry;
@@ -122,6 +131,7 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
     },
     {
       path: "/channels",
+      takesParams: true,
       method: "GET",
       handle: (params) => {
         const topic = topicArg(params);
@@ -134,6 +144,7 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
     },
     {
       path: "/lookup",
+      takesParams: true,
       method: "GET",
       handle: (params) => {
         const topic = topicArg(params);
@@ -183,6 +194,7 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
     },
     {
       path: "/topic/create",
+      takesParams: true,
       method: "POST",
       handle: (params) => {
         const topic = validTopicArg(params);
@@ -194,6 +206,7 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
     },
     {
       path: "/topic/delete",
+      takesParams: true,
       method: "POST",
       handle: (params) => {
         const topic = topicArg(params);
@@ -208,6 +221,7 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
     },
     {
       path: "/channel/create",
+      takesParams: true,
       method: "POST",
       handle: (params) => {
         const args = topicChannelArgs(params);
@@ -222,6 +236,7 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
     },
     {
       path: "/channel/delete",
+      takesParams: true,
       method: "POST",
       handle: (params) => {
         const args = topicChannelArgs(params);
@@ -234,6 +249,7 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
     },
     {
       path: "/topic/tombstone",
+      takesParams: true,
       method: "POST",
       handle: (params) => {
         const topic = topicArg(params);
@@ -255,13 +271,25 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
   }
   const allowHeader = (list: Route[]): string =>
     [...list.map((r) => r.method), "OPTIONS"].sort().join(", ");
+  // Like httprouter, which keeps one tree per method, only redirect to a
+  // canonical path that has a route for the request's method: the reference
+  // answers `POST /LOOKUP` or `OPTIONS /lookup/` with 404, not a redirect.
   const canonicalByFolded = new Map<string, string>();
   for (const path of byPath.keys()) canonicalByFolded.set(path.toLowerCase(), path);
+  const hasMethod = (path: string, method: string): boolean =>
+    byPath.get(path)?.some((r) => r.method === method) ?? false;
 
-  const respond = (request: Request, info: RequestInfo | undefined): Response => {
-    const started = performance.now();
+  const respond = (
+    request: Request,
+    info: RequestInfo | undefined,
+    started: number,
+    tooLarge: boolean,
+  ): Response => {
     const { path, query } = splitTarget(request.url);
-    const response = route(request, path, query);
+    // A refused body is still a request: log it like any other.
+    const response = tooLarge
+      ? toResponse(httpError(413, PAYLOAD_TOO_LARGE))
+      : route(request, path, query);
     if (logger.enabled("info")) {
       const elapsedNs = BigInt(Math.round((performance.now() - started) * 1e6));
       const remote = info === undefined
@@ -287,7 +315,7 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
       return toResponse(httpError(405, METHOD_NOT_ALLOWED), [["Allow", allowHeader(candidates)]]);
     }
     if ((query?.length ?? 0) > MAX_QUERY_LENGTH) return toResponse(httpError(414, "URI_TOO_LONG"));
-    const params = parseQuery(query ?? "");
+    const params = found.takesParams ? parseQuery(query ?? "") : NO_PARAMS;
     if (params === undefined) return toResponse(httpError(400, INVALID_REQUEST));
     try {
       return toResponse(found.handle(params));
@@ -303,7 +331,7 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
     query: string | undefined,
   ): Response => {
     const canonical = canonicalByFolded.get(stripTrailingSlash(cleanPath(path)).toLowerCase());
-    if (canonical === undefined || canonical === path || method === "CONNECT") {
+    if (canonical === undefined || canonical === path || !hasMethod(canonical, method)) {
       return toResponse(httpError(404, NOT_FOUND));
     }
     const location = query === undefined ? canonical : `${canonical}?${query}`;
@@ -321,10 +349,9 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
   };
 
   return (request, info) => {
-    if (request.body === null) return respond(request, info);
-    return drainBody(request).then((tooLarge) =>
-      tooLarge ? toResponse(httpError(413, PAYLOAD_TOO_LARGE)) : respond(request, info)
-    );
+    const started = performance.now();
+    if (request.body === null) return respond(request, info, started, false);
+    return drainBody(request).then((tooLarge) => respond(request, info, started, tooLarge));
   };
 }
 

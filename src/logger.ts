@@ -84,14 +84,46 @@ export function formatTimestamp(ms: number): string {
     `${pad(d.getHours(), 2)}:${pad(d.getMinutes(), 2)}:${pad(d.getSeconds(), 2)}.${pad(micros, 6)}`;
 }
 
+/** RFC 3339 in UTC with microseconds: `2026-11-22T07:02:03.123456Z`. */
+export function formatRfc3339(ms: number): string {
+  const iso = new Date(Math.floor(ms)).toISOString(); // 2026-11-22T07:02:03.123Z
+  const micros = Math.floor(ms * 1000) % 1_000_000;
+  return `${iso.slice(0, 19)}.${pad(micros, 6)}Z`;
+}
+
+/** One JSON object per line; fields come after time, level and msg and never replace them. */
+export function formatJsonLine(
+  ms: number,
+  level: LogLevel,
+  msg: string,
+  fields?: LogFields,
+): string {
+  const record: Record<string, string | number | boolean> = {
+    time: formatRfc3339(ms),
+    level,
+    msg,
+  };
+  if (fields !== undefined) {
+    for (const [key, value] of Object.entries(fields)) {
+      if (!(key in record)) record[key] = value;
+    }
+  }
+  return JSON.stringify(record);
+}
+
 export function createLogger(options: LoggerOptions): Logger {
   const threshold = SEVERITY[options.level];
   const sink = options.sink ?? stderrSink;
   const now = options.now ?? preciseNow;
   const prefix = options.prefix;
-  const emit = (level: LogLevel, msg: string, _fields?: LogFields): void => {
+  const json = options.format === "json";
+  const emit = (level: LogLevel, msg: string, fields?: LogFields): void => {
     if (SEVERITY[level] < threshold) return;
-    sink(`${prefix}${formatTimestamp(now())} ${LABEL[level]}: ${msg}`);
+    sink(
+      json
+        ? formatJsonLine(now(), level, msg, fields)
+        : `${prefix}${formatTimestamp(now())} ${LABEL[level]}: ${msg}`,
+    );
   };
   return {
     level: options.level,

@@ -101,6 +101,10 @@ export class Registry {
   readonly #byPeer = new Map<string, Set<Registration>>();
   #topicCount = 0;
   #channelCount = 0;
+  /** Producer entries per category, for metrics. */
+  readonly #entries: Record<Category, number> = { client: 0, topic: 0, channel: 0 };
+  /** Entries tombstoned at some point and still registered; pruned when counted. */
+  readonly #tombstoned = new Set<Producer>();
 
   constructor(options: RegistryOptions) {
     this.#now = options.now;
@@ -241,6 +245,7 @@ export class Registry {
       if (`${broadcastAddress}:${httpPort}` === node) {
         producer.tombstoned = true;
         producer.tombstonedAt = now;
+        this.#tombstoned.add(producer);
         count++;
       }
     }
@@ -330,6 +335,32 @@ export class Registry {
       .sort((a, b) => compareStrings(a.name, b.name));
   }
 
+  /** Identified peers that are active now. Costs one pass over the peers. */
+  activeProducerCount(): number {
+    const now = this.#now();
+    let count = 0;
+    for (const producer of this.#client.producers.values()) {
+      if (this.isActive(producer.peer, now)) count++;
+    }
+    return count;
+  }
+
+  /** Producer entries currently hidden by a tombstone. Costs one pass over past tombstones. */
+  tombstonedCount(): number {
+    const now = this.#now();
+    let count = 0;
+    for (const producer of this.#tombstoned) {
+      if (this.isTombstoned(producer, now)) count++;
+      else this.#tombstoned.delete(producer);
+    }
+    return count;
+  }
+
+  /** Producer entries (peer × registration) per category. */
+  entryCounts(): Readonly<Record<Category, number>> {
+    return { ...this.#entries };
+  }
+
   /** Sizes for metrics and consistency checks. */
   stats(): { peers: number; topics: number; channels: number; clientProducers: number } {
     return {
@@ -381,6 +412,25 @@ export class Registry {
     if (topics !== this.#topicCount || channels !== this.#channelCount) {
       throw new Error(`counts ${this.#topicCount}/${this.#channelCount} != ${topics}/${channels}`);
     }
+    const entries: Record<Category, number> = {
+      client: this.#client.producers.size,
+      topic: 0,
+      channel: 0,
+    };
+    for (const entry of this.#topics.values()) {
+      entries.topic += entry.topic?.producers.size ?? 0;
+      for (const channel of entry.channels.values()) entries.channel += channel.producers.size;
+    }
+    for (const category of ["client", "topic", "channel"] as const) {
+      if (entries[category] !== this.#entries[category]) {
+        throw new Error(
+          `${category} entries counted ${this.#entries[category]}, held ${entries[category]}`,
+        );
+      }
+    }
+    for (const producer of this.#tombstoned) {
+      if (!producer.tombstoned) throw new Error("untombstoned producer in the tombstone set");
+    }
     if (fromRegistrations.size !== this.#byPeer.size) {
       throw new Error(
         `peer index has ${this.#byPeer.size} peers, registrations ${fromRegistrations.size}`,
@@ -431,6 +481,7 @@ export class Registry {
   #addProducer(registration: Registration, peer: PeerInfo): boolean {
     if (registration.producers.has(peer.id)) return false;
     registration.producers.set(peer.id, { peer, tombstoned: false, tombstonedAt: 0 });
+    this.#entries[registration.category]++;
     let memberships = this.#byPeer.get(peer.id);
     if (memberships === undefined) {
       memberships = new Set();
@@ -441,7 +492,11 @@ export class Registry {
   }
 
   #removeProducer(registration: Registration, peerId: string): boolean {
-    if (!registration.producers.delete(peerId)) return false;
+    const producer = registration.producers.get(peerId);
+    if (producer === undefined) return false;
+    registration.producers.delete(peerId);
+    this.#entries[registration.category]--;
+    this.#tombstoned.delete(producer);
     this.#forgetMembership(peerId, registration);
     return true;
   }
@@ -454,9 +509,11 @@ export class Registry {
   }
 
   #deleteRegistration(registration: Registration): void {
-    for (const peerId of registration.producers.keys()) {
+    for (const [peerId, producer] of registration.producers) {
       this.#forgetMembership(peerId, registration);
+      this.#tombstoned.delete(producer);
     }
+    this.#entries[registration.category] -= registration.producers.size;
     registration.producers.clear();
     if (registration.category === "client") return;
     const entry = this.#topics.get(registration.key);

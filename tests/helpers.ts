@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { type Daemon, startDaemon as start } from "../src/daemon.ts";
-import { createLogger, type LogLevel } from "../src/logger.ts";
+import { createLogger, type Logger, type LogLevel } from "../src/logger.ts";
 import { defaultOptions, type Options } from "../src/options.ts";
 
 export const HOSTNAME = "testhost";
@@ -207,4 +207,341 @@ export class ManualClock {
   advance(ms: number): void {
     this.ms += ms;
   }
+}
+
+// ---- End-to-end: the daemon as a real process (`deno run main.ts`) ----
+
+/** Absolute path of main.ts and the repository root (the child's working directory). */
+export const MAIN_PATH = decodeURIComponent(new URL("../main.ts", import.meta.url).pathname);
+const REPO_ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname);
+
+/** The `YYYY/MM/DD HH:MM:SS.micros` timestamp of a log line, as a RegExp source. */
+export const LOG_TIMESTAMP = String.raw`\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{6}`;
+
+/** Escapes `text` for use inside a RegExp. */
+export function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** Resolves with `promise`, or rejects once `ms` have passed (the timer never outlives it). */
+export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** `deno run` of main.ts with the permissions the daemon documents. */
+export function daemonCommand(args: readonly string[]): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-read", "--allow-sys=hostname", MAIN_PATH, ...args],
+    cwd: REPO_ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+/**
+ * Runs `code` with `deno eval` (all permissions) and returns its stdout. The
+ * test task grants no --allow-write, and Deno refuses /dev/stdin & co. as a
+ * config path without --allow-all, so temporary config files are made and
+ * removed by a short-lived child instead.
+ */
+async function evalInChild(code: string, args: string[], stdin: string): Promise<string> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-config", code, ...args],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = child.output();
+  const writer = child.stdin.getWriter();
+  await writer.write(encoder.encode(stdin));
+  await writer.close();
+  const { success, stdout, stderr } = await withTimeout(output, 20_000, "deno eval");
+  if (!success) throw new Error(`deno eval failed: ${decoder.decode(stderr)}`);
+  return decoder.decode(stdout);
+}
+
+/** Creates a temporary `.toml` file holding `text`; returns its absolute path. */
+export async function makeTempConfig(text: string): Promise<string> {
+  return await evalInChild(
+    `const path = Deno.makeTempFileSync({ prefix: "nsqlookupd-test-", suffix: ".toml" });
+     Deno.writeTextFileSync(path, await new Response(Deno.stdin.readable).text());
+     Deno.stdout.writeSync(new TextEncoder().encode(path));`,
+    [],
+    text,
+  );
+}
+
+/** Removes a file made by makeTempConfig. */
+export async function removeTempConfig(path: string): Promise<void> {
+  await evalInChild("Deno.removeSync(Deno.args[0]);", [path], "");
+}
+
+export interface CliRun {
+  code: number;
+  signal: Deno.Signal | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the daemon to completion (flag errors, --version, fatal startup); kills it after `ms`. */
+export async function runCli(args: readonly string[], ms = 20_000): Promise<CliRun> {
+  const child = daemonCommand(args).spawn();
+  const output = child.output();
+  try {
+    const { code, signal, stdout, stderr } = await withTimeout(
+      output,
+      ms,
+      `nsqlookupd ${args.join(" ")} to exit`,
+    );
+    return { code, signal, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+  } catch (error) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // it exited meanwhile
+    }
+    await output.catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Binds 127.0.0.1:0, notes the port and frees it: for runs whose logs do not show the ports. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  return port;
+}
+
+export interface StoppedDaemon {
+  code: number;
+  signal: Deno.Signal | null;
+  /** Milliseconds from sending the signal to the process having exited. */
+  elapsedMs: number;
+  stdout: string;
+  /** Every stderr line the process wrote. */
+  lines: string[];
+}
+
+export interface SpawnedDaemon extends AsyncDisposable {
+  readonly child: Deno.ChildProcess;
+  readonly tcpPort: number;
+  readonly httpPort: number;
+  /** stderr lines so far, growing as the daemon writes them. */
+  readonly lines: readonly string[];
+  /** Waits for a stderr line (at index `from` or later) matching `pattern`; returns it. */
+  waitForLine(pattern: RegExp, options?: { from?: number; ms?: number }): Promise<string>;
+  /** Sends `signal`, waits (bounded) for the exit and for all output. */
+  stop(signal?: Deno.Signal, ms?: number): Promise<StoppedDaemon>;
+}
+
+export interface SpawnOptions {
+  /**
+   * Ports passed on the command line by the caller (see freePort). Readiness
+   * is then "the HTTP port accepts connections", so logs may be silenced.
+   * Without it the ports come from the `TCP/HTTP: listening on` log lines.
+   */
+  ports?: { tcp: number; http: number };
+  /** Bound on startup. */
+  ms?: number;
+}
+
+/**
+ * Spawns the daemon, collects its stderr line by line, and waits until both
+ * ports are bound. Dispose it (`await using`) to kill it if a test fails early.
+ */
+export async function spawnDaemon(
+  args: readonly string[],
+  options: SpawnOptions = {},
+): Promise<SpawnedDaemon> {
+  const child = daemonCommand(args).spawn();
+  const lines: string[] = [];
+  let waiters: (() => void)[] = [];
+  let stderrDone = false;
+  const notify = (): void => {
+    const current = waiters;
+    waiters = [];
+    for (const wake of current) wake();
+  };
+  const changed = (): Promise<void> => new Promise((resolve) => waiters.push(resolve));
+  const stderrRead = (async () => {
+    let rest = "";
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      rest += chunk;
+      for (let end = rest.indexOf("\n"); end !== -1; end = rest.indexOf("\n")) {
+        lines.push(rest.slice(0, end));
+        rest = rest.slice(end + 1);
+      }
+      notify();
+    }
+    if (rest !== "") lines.push(rest);
+    stderrDone = true;
+    notify();
+  })();
+  const stdoutRead = new Response(child.stdout).text();
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    notify();
+    return s;
+  });
+  let finished: Promise<StoppedDaemon> | undefined;
+
+  const finish = async (startedMs: number): Promise<StoppedDaemon> => {
+    const { code, signal } = await status;
+    const elapsedMs = performance.now() - startedMs;
+    await stderrRead;
+    return { code, signal, elapsedMs, stdout: await stdoutRead, lines: [...lines] };
+  };
+
+  const kill = (signal: Deno.Signal): void => {
+    try {
+      child.kill(signal);
+    } catch {
+      // it has exited already
+    }
+  };
+
+  const stop = (signal: Deno.Signal = "SIGTERM", ms = 10_000): Promise<StoppedDaemon> => {
+    finished ??= (async () => {
+      const started = performance.now();
+      kill(signal);
+      try {
+        return await withTimeout(finish(started), ms, `nsqlookupd to exit after ${signal}`);
+      } catch (error) {
+        kill("SIGKILL");
+        await finish(started);
+        throw error;
+      }
+    })();
+    return finished;
+  };
+
+  /** Without the stderr so far in its errors: spawnDaemon reports the whole of it. */
+  const findLine = async (pattern: RegExp, from: number, ms: number): Promise<string> => {
+    const search = async (): Promise<string> => {
+      for (let i = from;; i++) {
+        while (i >= lines.length) {
+          if (stderrDone) throw new Error(`stderr ended without a line matching ${pattern}`);
+          await changed();
+        }
+        if (pattern.test(lines[i])) return lines[i];
+      }
+    };
+    return await withTimeout(search(), ms, `a stderr line matching ${pattern}`);
+  };
+
+  const waitForLine = async (
+    pattern: RegExp,
+    { from = 0, ms = 10_000 }: { from?: number; ms?: number } = {},
+  ): Promise<string> => {
+    try {
+      return await findLine(pattern, from, ms);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new Error(`${reason}; stderr so far:\n${lines.join("\n")}`);
+    }
+  };
+
+  const daemon = {
+    child,
+    lines,
+    waitForLine,
+    stop,
+    [Symbol.asyncDispose]: async (): Promise<void> => {
+      await stop("SIGKILL").catch(() => undefined);
+    },
+  };
+
+  try {
+    const ms = options.ms ?? 20_000;
+    if (options.ports !== undefined) {
+      const { tcp, http } = options.ports;
+      await withTimeout(waitUntilListening(http, () => exited), ms, "the HTTP port to accept");
+      return { ...daemon, tcpPort: tcp, httpPort: http };
+    }
+    const portOf = async (kind: string): Promise<number> => {
+      const line = await findLine(new RegExp(` INFO: ${kind}: listening on .*:(\\d+)$`), 0, ms);
+      return Number(line.slice(line.lastIndexOf(":") + 1));
+    };
+    const tcpPort = await portOf("TCP");
+    const httpPort = await portOf("HTTP");
+    return { ...daemon, tcpPort, httpPort };
+  } catch (error) {
+    const stopped = await stop("SIGKILL").catch(() => undefined);
+    const reason = error instanceof Error ? error.message : String(error);
+    const output = stopped?.lines.join("\n") ?? "";
+    throw new Error(`nsqlookupd did not start: ${reason}\nstderr:\n${output}`);
+  }
+}
+
+/** Connects until `port` accepts (or the process has exited). */
+async function waitUntilListening(port: number, exited: () => boolean): Promise<void> {
+  while (true) {
+    if (exited()) throw new Error("nsqlookupd exited during startup");
+    try {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      conn.close();
+      return;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.ConnectionRefused)) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+// ---- HTTP API assertions (shared by http_api_test.ts and scenario_test.ts) ----
+
+export const NSQ_V1_CONTENT_TYPE = "nsq; version=1.0";
+export const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
+
+/**
+ * A JSON success or error: exact status and body bytes, `Content-Type: application/json;
+ * charset=utf-8` and `X-NSQ-Content-Type: nsq; version=1.0`; Content-Length (set only by
+ * a real server) must match the body. Always consumes the body.
+ */
+export async function expectJson(res: Response, status: number, body: string): Promise<void> {
+  const text = await res.text();
+  assert.equal(res.status, status, `status of ${res.url || "response"}: ${text}`);
+  assert.equal(text, body);
+  assert.equal(res.headers.get("content-type"), JSON_CONTENT_TYPE);
+  assert.equal(res.headers.get("x-nsq-content-type"), NSQ_V1_CONTENT_TYPE);
+  const length = res.headers.get("content-length");
+  if (length !== null) assert.equal(Number(length), encoder.encode(body).length);
+}
+
+/** An error: status and `{"message":"CODE"}` with the JSON headers. */
+export function expectError(res: Response, status: number, code: string): Promise<void> {
+  return expectJson(res, status, `{"message":"${code}"}`);
+}
+
+/** An empty success: 200, no body, X-NSQ-Content-Type, no Content-Type. */
+export async function expectEmpty(res: Response): Promise<void> {
+  const text = await res.text();
+  assert.equal(res.status, 200, text);
+  assert.equal(text, "");
+  assert.equal(res.headers.get("x-nsq-content-type"), NSQ_V1_CONTENT_TYPE);
+  assert.equal(res.headers.get("content-type"), null);
+  const length = res.headers.get("content-length");
+  if (length !== null) assert.equal(length, "0");
+}
+
+/** A logger at `level` whose lines (without prefix and timestamp) land in `logs`. */
+export function captureLogger(level: LogLevel = "debug"): { logger: Logger; logs: string[] } {
+  const logs: string[] = [];
+  const logger = createLogger({
+    level,
+    prefix: "[nsqlookupd] ",
+    sink: (line) => logs.push(line.replace(/^.*? \d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d\.\d{6} /, "")),
+  });
+  return { logger, logs };
 }
