@@ -1,7 +1,7 @@
 // Wiring only: command line → logger → daemon → signals → exit.
 
 import { resolveCommandLine } from "./src/config.ts";
-import { ListenError, startDaemon } from "./src/daemon.ts";
+import { type Daemon, ListenError, startDaemon } from "./src/daemon.ts";
 import { createLogger, writeStderr, writeStdout } from "./src/logger.ts";
 import { defaultOptions } from "./src/options.ts";
 import { onShutdownSignal } from "./src/signals.ts";
@@ -45,7 +45,15 @@ function main(): void {
   });
   for (const warning of cli.warnings) logger.warn(warning);
 
-  let daemon;
+  let daemon: Daemon | undefined;
+  // Hooked before binding: once "HTTP: listening on" is logged a supervisor
+  // may send SIGTERM at once, and a signal that arrives before the listener
+  // exists kills the process (exit 143) without the graceful shutdown.
+  // startDaemon is synchronous, so the handler never runs before it returns.
+  onShutdownSignal(async () => {
+    await daemon?.shutdown();
+    Deno.exit(0);
+  });
   try {
     daemon = startDaemon(options, { logger, hostname });
   } catch (error) {
@@ -55,11 +63,6 @@ function main(): void {
     }
     throw error;
   }
-  const running = daemon;
-  onShutdownSignal(async () => {
-    await running.shutdown();
-    Deno.exit(0);
-  });
 }
 
 main();
