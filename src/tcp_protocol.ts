@@ -50,21 +50,31 @@ export interface SessionContext {
 
 type State = "magic" | "line" | "size" | "body" | "closed";
 
-// Go's unicode.IsSpace, which strings.TrimSpace uses (JS trim() differs on U+0085 and U+FEFF).
-const GO_SPACE =
-  "\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
-const TRIM = new RegExp(`^[${GO_SPACE}]+|[${GO_SPACE}]+$`, "g");
+// Lines are handled as binary strings (one char per byte, like Go's string of
+// bytes) so that error texts echo the client's bytes verbatim, invalid UTF-8 and
+// a leading byte order mark included, as the reference does.
 
+// Go's unicode.IsSpace, which strings.TrimSpace uses, as UTF-8 byte sequences: ASCII
+// \t \n \v \f \r and space, U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029,
+// U+202F, U+205F, U+3000. Only whole sequences match, as Go decodes runes to trim.
+const GO_SPACE = "[\\t\\n\\v\\f\\r ]|\\xc2[\\x85\\xa0]|\\xe1\\x9a\\x80|" +
+  "\\xe2\\x80[\\x80-\\x8a\\xa8\\xa9\\xaf]|\\xe2\\x81\\x9f|\\xe3\\x80\\x80";
+const TRIM = new RegExp(`^(?:${GO_SPACE})+|(?:${GO_SPACE})+$`, "g");
+
+/** Go's strings.TrimSpace over a binary string. */
 export function trimSpace(line: string): string {
   return line.replace(TRIM, "");
 }
 
-/** Decodes a line; pure ASCII (every real command) avoids the UTF-8 decoder. */
-function decodeLine(bytes: Uint8Array): string {
-  for (let i = 0; i < bytes.length; i++) {
-    if (bytes[i] >= 0x80) return utf8.decode(bytes);
-  }
+/** One char per byte; never fails, never replaces bytes. */
+function binaryString(bytes: Uint8Array): string {
   return String.fromCharCode.apply(null, bytes as unknown as number[]);
+}
+
+function binaryBytes(text: string): Uint8Array {
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return bytes;
 }
 
 export class LookupSession {
@@ -122,7 +132,7 @@ export class LookupSession {
           this.#fail(this.#lineTooLong(), out);
           break;
         }
-        const line = decodeLine(data.subarray(pos, newline));
+        const line = binaryString(data.subarray(pos, newline));
         pos = newline + 1;
         this.#execute(line, out);
       } else if (this.#state === "size") {
@@ -195,9 +205,10 @@ export class LookupSession {
   }
 
   #fail(error: TcpError, out: Uint8Array[]): void {
-    const text = tcpErrorText(error);
-    this.#ctx.logger.error(`[${this.#ctx.remoteAddress}] - ${text}`);
-    out.push(frame(text));
+    // The text may echo a binary command line: send its bytes as they came, log it as UTF-8.
+    const bytes = binaryBytes(tcpErrorText(error));
+    this.#ctx.logger.error(`[${this.#ctx.remoteAddress}] - ${utf8.decode(bytes)}`);
+    out.push(frame(bytes));
     this.#state = "closed";
   }
 
@@ -279,7 +290,8 @@ export class LookupSession {
     if (!isValidTopicName(topic)) {
       return tcpError(E_BAD_TOPIC, `${command} topic name '${topic}' is not valid`);
     }
-    const channel = params.length >= 3 ? params[2] : undefined;
+    // An empty channel (`REGISTER t  c` splits to "t", "", "c") means none, as in the reference.
+    const channel = params.length >= 3 && params[2] !== "" ? params[2] : undefined;
     if (channel !== undefined && !isValidChannelName(channel)) {
       return tcpError(E_BAD_CHANNEL, `${command} channel name '${channel}' is not valid`);
     }
