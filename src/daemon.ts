@@ -7,6 +7,7 @@ import {
   type ListenAddress,
   parseListenAddress,
 } from "./address.ts";
+import { createDaemonMetrics, type DaemonMetrics } from "./daemon_metrics.ts";
 import { createHttpApi, type HttpHandler } from "./http_api.ts";
 import { goJsonString } from "./json.ts";
 import type { Logger } from "./logger.ts";
@@ -31,6 +32,8 @@ export interface DaemonDeps {
   hostname: string;
   /** Wall clock in milliseconds; injectable for tests. */
   now?: () => number;
+  /** When the process started (wall-clock ms), for the start-time metric. */
+  startTimeMs?: number;
 }
 
 export interface Daemon {
@@ -39,6 +42,7 @@ export interface Daemon {
   readonly registry: Registry;
   readonly tcpServer: TcpServer;
   readonly handler: HttpHandler;
+  readonly metrics: DaemonMetrics;
   /** Stops accepting, closes clients, lets in-flight HTTP requests finish (bounded). */
   shutdown(): Promise<void>;
 }
@@ -82,7 +86,19 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     inactiveProducerTimeoutMs: options.inactiveProducerTimeoutMs,
     tombstoneLifetimeMs: options.tombstoneLifetimeMs,
   });
-  const handler = createHttpApi({ registry, logger });
+  const metrics = createDaemonMetrics({
+    registry,
+    // Only read at scrape time, after the server below exists.
+    openConnections: () => tcpServer.connectionCount,
+    startTimeMs: deps.startTimeMs ?? performance.timeOrigin,
+  });
+  const handler = createHttpApi({
+    registry,
+    logger,
+    legacy: options.legacyHttpApi,
+    observer: metrics.http,
+    metrics: metrics.render,
+  });
 
   const listener = bind(
     options.tcpAddress,
@@ -121,16 +137,19 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     maxIdentifySize: options.maxIdentifySize,
     identifyResponse,
     idleTimeoutMs: options.inactiveProducerTimeoutMs,
+    observer: metrics.tcp,
   });
   tcpServer.start();
-  logger.info(`TCP: listening on ${formatNetAddr(tcpAddr)}`);
-  logger.info(`HTTP: listening on ${formatNetAddr(httpAddr)}`);
+  logger.info(`TCP: listening on ${formatNetAddr(tcpAddr)}`, { address: formatNetAddr(tcpAddr) });
+  logger.info(`HTTP: listening on ${formatNetAddr(httpAddr)}`, {
+    address: formatNetAddr(httpAddr),
+  });
 
   let stopping: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
     stopping ??= (async () => {
       await tcpServer.close();
-      logger.info(`HTTP: closing ${formatNetAddr(httpAddr)}`);
+      logger.info(`HTTP: closing ${formatNetAddr(httpAddr)}`, { address: formatNetAddr(httpAddr) });
       let timer: ReturnType<typeof setTimeout> | undefined;
       const grace = new Promise<void>((resolve) => {
         timer = setTimeout(() => {
@@ -144,5 +163,5 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     return stopping;
   };
 
-  return { tcpAddr, httpAddr, registry, tcpServer, handler, shutdown };
+  return { tcpAddr, httpAddr, registry, tcpServer, handler, metrics, shutdown };
 }

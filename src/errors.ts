@@ -42,6 +42,7 @@ export const INVALID_REQUEST = "INVALID_REQUEST";
 export const NOT_FOUND = "NOT_FOUND";
 export const METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED";
 export const PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE";
+export const URI_TOO_LONG = "URI_TOO_LONG";
 export const INTERNAL_ERROR = "INTERNAL_ERROR";
 
 /** An HTTP API error: the status and the code that goes into `{"message":CODE}`. */

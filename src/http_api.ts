@@ -18,6 +18,7 @@ import {
   NOT_FOUND,
   PAYLOAD_TOO_LARGE,
   TOPIC_NOT_FOUND,
+  URI_TOO_LONG,
 } from "./errors.ts";
 import { goJsonString, goJsonStringArray } from "./json.ts";
 import type { Logger } from "./logger.ts";
@@ -25,6 +26,7 @@ import { isValidChannelName, isValidTopicName } from "./names.ts";
 import { parseQuery, type QueryParams } from "./query.ts";
 import type { PeerInfo, Registry } from "./registry.ts";
 import { NSQ_VERSION } from "./version.ts";
+import { PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
 
 export const X_NSQ_CONTENT_TYPE = "X-NSQ-Content-Type";
 export const NSQ_CONTENT_TYPE_V1 = "nsq; version=1.0";
@@ -40,12 +42,29 @@ const JSON_HEADERS: [string, string][] = [
   [X_NSQ_CONTENT_TYPE, NSQ_CONTENT_TYPE_V1],
 ];
 const EMPTY_HEADERS: [string, string][] = [[X_NSQ_CONTENT_TYPE, NSQ_CONTENT_TYPE_V1]];
+/** Wrapped (legacy) bodies must not claim to be unwrapped v1 bodies. */
+const LEGACY_HEADERS: [string, string][] = [["Content-Type", JSON_CONTENT_TYPE]];
+
+/** The Accept value with which go-nsq and pynsq ask for the v1 (unwrapped) format. */
+export const ACCEPT_V1 = "application/vnd.nsq; version=1.0";
+
+/** NSQ 0.x route names, served with `--legacy-http-api`. */
+export const LEGACY_ALIASES: ReadonlyMap<string, string> = new Map([
+  ["/create_topic", "/topic/create"],
+  ["/delete_topic", "/topic/delete"],
+  ["/create_channel", "/channel/create"],
+  ["/delete_channel", "/channel/delete"],
+  ["/tombstone_topic_producer", "/topic/tombstone"],
+]);
+
+/** Route label for requests that matched no route (keeps metric cardinality bounded). */
+export const UNMATCHED_ROUTE = "unmatched";
 
 /** What a route handler produces; turned into a Response in one place. */
 type Outcome =
   | { kind: "json"; body: string }
   | { kind: "empty" }
-  | { kind: "text"; body: string }
+  | { kind: "text"; body: string; contentType?: string }
   | HttpError;
 
 const EMPTY: Outcome = { kind: "empty" };
@@ -65,9 +84,19 @@ interface Route {
 
 const NO_PARAMS: QueryParams = new Map();
 
+/** Receives one observation per request; daemon.ts feeds it into /metrics. */
+export interface HttpObserver {
+  request(route: string, status: number, seconds: number): void;
+}
+
 export interface HttpApiOptions {
   registry: Registry;
   logger: Logger;
+  /** `--legacy-http-api`: wrapped bodies for clients that do not ask for v1, old route names. */
+  legacy?: boolean;
+  observer?: HttpObserver;
+  /** Serves `GET /metrics` with this exposition text when given. */
+  metrics?: () => string;
 }
 
 export interface RequestInfo {
@@ -77,7 +106,8 @@ export interface RequestInfo {
 export type HttpHandler = (request: Request, info?: RequestInfo) => Response | Promise<Response>;
 
 export function createHttpApi(options: HttpApiOptions): HttpHandler {
-  const { registry, logger } = options;
+  const { registry, logger, observer } = options;
+  const legacy = options.legacy ?? false;
   // A peer's public fields never change after IDENTIFY: serialize each once.
   const peerJsonCache = new WeakMap<PeerInfo, string>();
   const peerJson = (peer: PeerInfo): string => {
@@ -119,6 +149,15 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
 
   const routes: Route[] = [
     { path: "/ping", method: "GET", handle: () => ({ kind: "text", body: "OK" }) },
+    ...(options.metrics === undefined ? [] : [{
+      path: "/metrics",
+      method: "GET" as const,
+      handle: (): Outcome => ({
+        kind: "text",
+        body: options.metrics!(),
+        contentType: PROMETHEUS_CONTENT_TYPE,
+      }),
+    }]),
     {
       path: "/info",
       method: "GET",
@@ -199,7 +238,7 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
       handle: (params) => {
         const topic = validTopicArg(params);
         if (typeof topic !== "string") return topic;
-        logger.info(`DB: adding topic(${topic})`);
+        logger.info(`DB: adding topic(${topic})`, { topic });
         registry.createTopic(topic);
         return EMPTY;
       },
@@ -213,9 +252,9 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
         if (typeof topic !== "string") return topic;
         const deleted = registry.deleteTopic(topic);
         for (const channel of deleted.channels) {
-          logger.info(`DB: removing channel(${channel}) from topic(${topic})`);
+          logger.info(`DB: removing channel(${channel}) from topic(${topic})`, { topic, channel });
         }
-        if (deleted.topic) logger.info(`DB: removing topic(${topic})`);
+        if (deleted.topic) logger.info(`DB: removing topic(${topic})`, { topic });
         return EMPTY;
       },
     },
@@ -227,9 +266,9 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
         const args = topicChannelArgs(params);
         if (!Array.isArray(args)) return args;
         const [topic, channel] = args;
-        logger.info(`DB: adding channel(${channel}) in topic(${topic})`);
+        logger.info(`DB: adding channel(${channel}) in topic(${topic})`, { topic, channel });
         registry.createChannel(topic, channel);
-        logger.info(`DB: adding topic(${topic})`);
+        logger.info(`DB: adding topic(${topic})`, { topic });
         registry.createTopic(topic);
         return EMPTY;
       },
@@ -243,7 +282,7 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
         if (!Array.isArray(args)) return args;
         const [topic, channel] = args;
         if (!registry.deleteChannel(topic, channel)) return httpError(404, CHANNEL_NOT_FOUND);
-        logger.info(`DB: removing channel(${channel}) from topic(${topic})`);
+        logger.info(`DB: removing channel(${channel}) from topic(${topic})`, { topic, channel });
         return EMPTY;
       },
     },
@@ -256,7 +295,10 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
         if (typeof topic !== "string") return topic;
         const node = params.get("node");
         if (node === undefined) return httpError(400, MISSING_ARG_NODE);
-        logger.info(`DB: setting tombstone for producer@${node} of topic(${topic})`);
+        logger.info(`DB: setting tombstone for producer@${node} of topic(${topic})`, {
+          topic,
+          node,
+        });
         registry.tombstone(topic, node);
         return EMPTY;
       },
@@ -269,15 +311,25 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
     list.push(route);
     byPath.set(route.path, list);
   }
-  const allowHeader = (list: Route[]): string =>
-    [...list.map((r) => r.method), "OPTIONS"].sort().join(", ");
+  // In legacy mode the mutating (POST) routes also answer GET, as NSQ 0.x did.
+  const methodsOf = (list: Route[]): string[] => {
+    const methods = new Set(list.map((r) => r.method));
+    if (legacy && methods.has("POST")) methods.add("GET");
+    return [...methods];
+  };
+  const allowHeader = (list: Route[]): string => [...methodsOf(list), "OPTIONS"].sort().join(", ");
+  const findRoute = (list: Route[], method: string): Route | undefined =>
+    list.find((r) => r.method === method) ??
+      (legacy && method === "GET" ? list.find((r) => r.method === "POST") : undefined);
   // Like httprouter, which keeps one tree per method, only redirect to a
   // canonical path that has a route for the request's method: the reference
   // answers `POST /LOOKUP` or `OPTIONS /lookup/` with 404, not a redirect.
   const canonicalByFolded = new Map<string, string>();
   for (const path of byPath.keys()) canonicalByFolded.set(path.toLowerCase(), path);
-  const hasMethod = (path: string, method: string): boolean =>
-    byPath.get(path)?.some((r) => r.method === method) ?? false;
+  const hasMethod = (path: string, method: string): boolean => {
+    const list = byPath.get(path);
+    return list !== undefined && findRoute(list, method) !== undefined;
+  };
 
   const respond = (
     request: Request,
@@ -286,42 +338,79 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
     tooLarge: boolean,
   ): Response => {
     const { path, query } = splitTarget(request.url);
-    // A refused body is still a request: log it like any other.
-    const response = tooLarge
-      ? toResponse(httpError(413, PAYLOAD_TOO_LARGE))
-      : route(request, path, query);
+    const format: Format = legacy && request.headers.get("accept") !== ACCEPT_V1 ? "legacy" : "v1";
+    let routeLabel = UNMATCHED_ROUTE;
+    let response: Response;
+    if (tooLarge) {
+      // A refused body is still a request: log and count it like any other.
+      response = toResponse(httpError(413, PAYLOAD_TOO_LARGE), format);
+    } else {
+      const routed = route(request, path, query, format);
+      response = routed.response;
+      routeLabel = routed.label;
+    }
+    const elapsedMs = performance.now() - started;
+    observer?.request(routeLabel, response.status, elapsedMs / 1000);
     if (logger.enabled("info")) {
-      const elapsedNs = BigInt(Math.round((performance.now() - started) * 1e6));
       const remote = info === undefined
         ? "-"
         : formatAddress(info.remoteAddr.hostname, info.remoteAddr.port);
       const uri = query === undefined ? path : `${path}?${query}`;
-      logger.info(
-        `${response.status} ${request.method} ${uri} (${remote}) ${formatDuration(elapsedNs)}`,
-      );
+      const elapsed = formatDuration(BigInt(Math.round(elapsedMs * 1e6)));
+      logger.info(`${response.status} ${request.method} ${uri} (${remote}) ${elapsed}`, {
+        status: response.status,
+        method: request.method,
+        uri,
+        remote_addr: remote,
+        elapsed_ms: Math.round(elapsedMs * 1000) / 1000,
+      });
     }
     return response;
   };
 
-  const route = (request: Request, path: string, query: string | undefined): Response => {
+  const route = (
+    request: Request,
+    rawPath: string,
+    query: string | undefined,
+    format: Format,
+  ): { response: Response; label: string } => {
+    const path = legacy ? LEGACY_ALIASES.get(rawPath) ?? rawPath : rawPath;
     const candidates = byPath.get(path);
-    if (candidates === undefined) return redirectOrNotFound(request.method, path, query);
+    if (candidates === undefined) {
+      return {
+        response: redirectOrNotFound(request.method, path, query, format),
+        label: UNMATCHED_ROUTE,
+      };
+    }
     const method = request.method;
+    const answer = (response: Response): { response: Response; label: string } => ({
+      response,
+      label: path,
+    });
     if (method === "OPTIONS") {
-      return new Response(null, { status: 200, headers: [["Allow", allowHeader(candidates)]] });
+      return answer(
+        new Response(null, { status: 200, headers: [["Allow", allowHeader(candidates)]] }),
+      );
     }
-    const found = candidates.find((r) => r.method === method);
+    const found = findRoute(candidates, method);
     if (found === undefined) {
-      return toResponse(httpError(405, METHOD_NOT_ALLOWED), [["Allow", allowHeader(candidates)]]);
+      return answer(
+        toResponse(httpError(405, METHOD_NOT_ALLOWED), format, [[
+          "Allow",
+          allowHeader(candidates),
+        ]]),
+      );
     }
-    if ((query?.length ?? 0) > MAX_QUERY_LENGTH) return toResponse(httpError(414, "URI_TOO_LONG"));
+    if ((query?.length ?? 0) > MAX_QUERY_LENGTH) {
+      return answer(toResponse(httpError(414, URI_TOO_LONG), format));
+    }
     const params = found.takesParams ? parseQuery(query ?? "") : NO_PARAMS;
-    if (params === undefined) return toResponse(httpError(400, INVALID_REQUEST));
+    if (params === undefined) return answer(toResponse(httpError(400, INVALID_REQUEST), format));
     try {
-      return toResponse(found.handle(params));
+      return answer(toResponse(found.handle(params), format));
     } catch (error) {
-      logger.error(`HTTP: ${method} ${path} failed - ${String(error)}`);
-      return toResponse(httpError(500, INTERNAL_ERROR));
+      logger.error(`HTTP: ${method} ${path} failed - ${String(error)}`, { method, uri: path });
+      return answer(toResponse(httpError(500, INTERNAL_ERROR), format));
     }
   };
 
@@ -329,10 +418,11 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
     method: string,
     path: string,
     query: string | undefined,
+    format: Format,
   ): Response => {
     const canonical = canonicalByFolded.get(stripTrailingSlash(cleanPath(path)).toLowerCase());
     if (canonical === undefined || canonical === path || !hasMethod(canonical, method)) {
-      return toResponse(httpError(404, NOT_FOUND));
+      return toResponse(httpError(404, NOT_FOUND), format);
     }
     const location = query === undefined ? canonical : `${canonical}?${query}`;
     const status = method === "GET" ? 301 : 308;
@@ -355,7 +445,27 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
   };
 }
 
-function toResponse(outcome: Outcome, extraHeaders: [string, string][] = []): Response {
+/**
+ * `v1`: the body is the document itself, flagged by X-NSQ-Content-Type.
+ * `legacy`: NSQ 0.x's `{"status_code","status_txt","data"}` wrapper.
+ */
+type Format = "v1" | "legacy";
+
+/** Errors the reference's router produces itself keep their status in legacy mode. */
+const ROUTER_ERRORS: ReadonlySet<string> = new Set([
+  NOT_FOUND,
+  METHOD_NOT_ALLOWED,
+  PAYLOAD_TOO_LARGE,
+  URI_TOO_LONG,
+]);
+
+/** The one place where outcomes become wire responses. */
+function toResponse(
+  outcome: Outcome,
+  format: Format,
+  extraHeaders: [string, string][] = [],
+): Response {
+  if (format === "legacy") return toLegacyResponse(outcome, extraHeaders);
   switch (outcome.kind) {
     case "json":
       return new Response(outcome.body, { status: 200, headers: JSON_HEADERS });
@@ -364,13 +474,32 @@ function toResponse(outcome: Outcome, extraHeaders: [string, string][] = []): Re
     case "text":
       return new Response(outcome.body, {
         status: 200,
-        headers: [["Content-Type", TEXT_CONTENT_TYPE]],
+        headers: [["Content-Type", outcome.contentType ?? TEXT_CONTENT_TYPE]],
       });
     case "http-error":
       return new Response(`{"message":${goJsonString(outcome.code)}}`, {
         status: outcome.status,
         headers: [...extraHeaders, ...JSON_HEADERS],
       });
+  }
+}
+
+function toLegacyResponse(outcome: Outcome, extraHeaders: [string, string][]): Response {
+  const wrapped = (status: number, text: string, data: string): Response =>
+    new Response(
+      `{"status_code":${status},"status_txt":${goJsonString(text)},"data":${data}}`,
+      { status, headers: [...extraHeaders, ...LEGACY_HEADERS] },
+    );
+  switch (outcome.kind) {
+    case "json":
+      return wrapped(200, "OK", outcome.body);
+    case "empty":
+      return wrapped(200, "OK", "null");
+    case "text":
+      return toResponse(outcome, "v1");
+    case "http-error":
+      // NSQ 0.x answered every handler error with 500 and the code as status_txt.
+      return wrapped(ROUTER_ERRORS.has(outcome.code) ? outcome.status : 500, outcome.code, "null");
   }
 }
 

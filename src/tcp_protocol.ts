@@ -14,6 +14,7 @@ import {
   tcpErrorText,
 } from "./errors.ts";
 import { decodeIdentifyBody } from "./identify.ts";
+import { NOOP_TCP_OBSERVER, type RemovalReason, type TcpObserver } from "./daemon_metrics.ts";
 import type { Logger } from "./logger.ts";
 import { isValidChannelName, isValidTopicName } from "./names.ts";
 import type { PeerInfo, Registry } from "./registry.ts";
@@ -46,6 +47,8 @@ export interface SessionContext {
   maxIdentifySize: number;
   /** The JSON answered to IDENTIFY (this daemon's addresses and version). */
   identifyResponse: string;
+  /** Counts commands, errors and removals for /metrics. */
+  observer?: TcpObserver;
 }
 
 type State = "magic" | "line" | "size" | "body" | "closed";
@@ -86,8 +89,13 @@ export class LookupSession {
   #peer: PeerInfo | undefined;
   #startedLoop = false;
 
+  readonly #observer: TcpObserver;
+  /** The command being executed, for the result label of its metric. */
+  #command: string | undefined;
+
   constructor(ctx: SessionContext) {
     this.#ctx = ctx;
+    this.#observer = ctx.observer ?? NOOP_TCP_OBSERVER;
   }
 
   get peer(): PeerInfo | undefined {
@@ -164,36 +172,48 @@ export class LookupSession {
     } else if (this.#state === "body") {
       this.#fail(tcpError(E_BAD_BODY, "IDENTIFY failed to read body"), out);
     } else if (this.#state === "magic") {
-      this.#ctx.logger.error(`failed to read protocol version - EOF`);
+      this.#ctx.logger.error(`failed to read protocol version - EOF`, {
+        client: this.#ctx.remoteAddress,
+      });
       this.#state = "closed";
     } else {
       this.#state = "closed";
     }
   }
 
-  /** The connection is gone: the peer leaves every registration. Call once. */
-  close(): void {
+  /**
+   * The connection is gone: the peer leaves every registration. Call once;
+   * `reason` says why, for the removal metric.
+   */
+  close(reason: Exclude<RemovalReason, "unregister"> = "disconnect"): void {
     this.#state = "closed";
     this.#pending = new Uint8Array(0);
     const { logger, registry, remoteAddress } = this.#ctx;
-    if (this.#startedLoop) logger.info(`PROTOCOL(V1): [${remoteAddress}] exiting ioloop`);
-    if (this.#peer === undefined) return;
-    for (const removed of registry.removePeer(this.#peer.id)) {
-      logger.info(
-        `DB: client(${remoteAddress}) UNREGISTER category:${removed.category} key:${removed.key} subkey:${removed.subkey}`,
-      );
+    if (this.#startedLoop) {
+      logger.info(`PROTOCOL(V1): [${remoteAddress}] exiting ioloop`, { client: remoteAddress });
     }
+    if (this.#peer === undefined) return;
+    const removed = registry.removePeer(this.#peer.id);
+    for (const { category, key, subkey } of removed) {
+      this.#logRegistration("UNREGISTER", category, key, subkey);
+    }
+    this.#observer.producersRemoved(reason, removed.length);
     this.#peer = undefined;
   }
 
   #acceptMagic(bytes: Uint8Array, out: Uint8Array[]): void {
     const magic = String.fromCharCode(...bytes);
     const { logger, remoteAddress } = this.#ctx;
-    logger.info(`CLIENT(${remoteAddress}): desired protocol magic '${magic}'`);
+    logger.info(`CLIENT(${remoteAddress}): desired protocol magic '${magic}'`, {
+      client: remoteAddress,
+    });
     if (magic !== PROTOCOL_MAGIC_V1) {
       out.push(frame(tcpErrorText(tcpError(E_BAD_PROTOCOL))));
       this.#state = "closed";
-      logger.error(`client(${remoteAddress}) bad protocol magic '${magic}'`);
+      this.#observer.protocolError(E_BAD_PROTOCOL);
+      logger.error(`client(${remoteAddress}) bad protocol magic '${magic}'`, {
+        client: remoteAddress,
+      });
       return;
     }
     this.#startedLoop = true;
@@ -201,24 +221,32 @@ export class LookupSession {
   }
 
   #lineTooLong(): TcpError {
+    this.#command = undefined;
     return tcpError(E_INVALID, `command line exceeds ${MAX_LINE_LENGTH} bytes`);
   }
 
   #fail(error: TcpError, out: Uint8Array[]): void {
     // The text may echo a binary command line: send its bytes as they came, log it as UTF-8.
     const bytes = binaryBytes(tcpErrorText(error));
-    this.#ctx.logger.error(`[${this.#ctx.remoteAddress}] - ${utf8.decode(bytes)}`);
+    this.#ctx.logger.error(`[${this.#ctx.remoteAddress}] - ${utf8.decode(bytes)}`, {
+      client: this.#ctx.remoteAddress,
+      code: error.code,
+    });
     out.push(frame(bytes));
     this.#state = "closed";
+    this.#observer.protocolError(error.code);
+    this.#observer.command(this.#command ?? "invalid", error.code);
   }
 
   #execute(rawLine: string, out: Uint8Array[]): void {
     const params = trimSpace(rawLine).split(" ");
+    this.#command = params[0];
     let error: TcpError | undefined;
     switch (params[0]) {
       case "PING":
         this.#ping();
         out.push(OK_FRAME);
+        this.#observer.command("PING", "ok");
         return;
       case "IDENTIFY":
         if (this.#peer !== undefined) {
@@ -237,8 +265,12 @@ export class LookupSession {
       default:
         error = tcpError(E_INVALID, `invalid command ${params[0]}`);
     }
-    if (error !== undefined) this.#fail(error, out);
-    else out.push(OK_FRAME);
+    if (error !== undefined) {
+      this.#fail(error, out);
+    } else {
+      out.push(OK_FRAME);
+      this.#observer.command(params[0], "ok");
+    }
   }
 
   #ping(): void {
@@ -247,7 +279,9 @@ export class LookupSession {
     const previous = this.#ctx.registry.touch(peer);
     if (this.#ctx.logger.enabled("info")) {
       const sinceNs = BigInt(Math.round((peer.lastUpdate - previous) * 1e6));
-      this.#ctx.logger.info(`CLIENT(${peer.id}): pinged (last ping ${formatDuration(sinceNs)})`);
+      this.#ctx.logger.info(`CLIENT(${peer.id}): pinged (last ping ${formatDuration(sinceNs)})`, {
+        client: peer.id,
+      });
     }
   }
 
@@ -270,10 +304,18 @@ export class LookupSession {
     };
     logger.info(
       `CLIENT(${remoteAddress}): IDENTIFY Address:${peer.broadcastAddress} TCP:${peer.tcpPort} HTTP:${peer.httpPort} Version:${peer.version}`,
+      {
+        client: remoteAddress,
+        broadcast_address: peer.broadcastAddress,
+        tcp_port: peer.tcpPort,
+        http_port: peer.httpPort,
+        version: peer.version,
+      },
     );
     this.#peer = peer;
     if (registry.identify(peer)) this.#logRegistration("REGISTER", "client", "", "");
     out.push(frame(this.#ctx.identifyResponse));
+    this.#observer.command("IDENTIFY", "ok");
     this.#state = "line";
   }
 
@@ -320,6 +362,7 @@ export class LookupSession {
     if (channel !== undefined) {
       if (registry.unregisterChannel(peerId, topic, channel)) {
         this.#logRegistration("UNREGISTER", "channel", topic, channel);
+        this.#observer.producersRemoved("unregister", 1);
       }
       return undefined;
     }
@@ -327,15 +370,22 @@ export class LookupSession {
     for (const name of removed.channels) {
       logger.warn(
         `client(${remoteAddress}) unexpected UNREGISTER category:channel key:${topic} subkey:${name}`,
+        { client: remoteAddress, category: "channel", topic, channel: name },
       );
     }
     if (removed.topic) this.#logRegistration("UNREGISTER", "topic", topic, "");
+    this.#observer.producersRemoved(
+      "unregister",
+      removed.channels.length + (removed.topic ? 1 : 0),
+    );
     return undefined;
   }
 
   #logRegistration(action: string, category: string, key: string, subkey: string): void {
+    const client = this.#ctx.remoteAddress;
     this.#ctx.logger.info(
-      `DB: client(${this.#ctx.remoteAddress}) ${action} category:${category} key:${key} subkey:${subkey}`,
+      `DB: client(${client}) ${action} category:${category} key:${key} subkey:${subkey}`,
+      { client, action, category, topic: key, channel: subkey },
     );
   }
 }

@@ -5,6 +5,7 @@
 
 import { formatNetAddr } from "./address.ts";
 import { formatDuration } from "./duration.ts";
+import { NOOP_TCP_OBSERVER, type TcpObserver } from "./daemon_metrics.ts";
 import type { Logger } from "./logger.ts";
 import type { Registry } from "./registry.ts";
 import { LookupSession } from "./tcp_protocol.ts";
@@ -28,6 +29,7 @@ export interface TcpServerOptions {
   clock?: () => number;
   /** Period of the idle sweeper; 0 disables the timer (tests call sweep() themselves). */
   sweepIntervalMs?: number;
+  observer?: TcpObserver;
   /** Test hook: called with each session before its bytes are fed. */
   onSession?: (session: LookupSession) => void;
 }
@@ -41,6 +43,8 @@ interface Connection {
   /** Clock time the pending write started, or undefined when not writing. */
   writingSince: number | undefined;
   closeReason: string | undefined;
+  /** Closed by the sweeper for silence: its producers are removed as idle, not disconnected. */
+  idle: boolean;
 }
 
 function defaultSweepInterval(idleTimeoutMs: number): number {
@@ -84,6 +88,7 @@ export class TcpServer {
       if (!connection.session.started && now - connection.connectedAt > magicTimeout) {
         this.#drop(connection, `no protocol magic within ${formatMs(magicTimeout)}`);
       } else if (now - connection.lastRead > idleTimeout) {
+        connection.idle = true;
         this.#drop(connection, `no data for ${formatMs(idleTimeout)}`);
       } else if (
         connection.writingSince !== undefined && now - connection.writingSince > writeTimeout
@@ -97,7 +102,9 @@ export class TcpServer {
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
-    this.#options.logger.info(`TCP: closing ${formatNetAddr(this.addr)}`);
+    this.#options.logger.info(`TCP: closing ${formatNetAddr(this.addr)}`, {
+      address: formatNetAddr(this.addr),
+    });
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     try {
       this.#options.listener.close();
@@ -136,7 +143,10 @@ export class TcpServer {
 
   #drop(connection: Connection, reason: string): void {
     connection.closeReason = reason;
-    this.#options.logger.warn(`CLIENT(${connection.remote}): closing connection - ${reason}`);
+    this.#options.logger.warn(`CLIENT(${connection.remote}): closing connection - ${reason}`, {
+      client: connection.remote,
+      reason,
+    });
     closeQuietly(connection.conn);
   }
 
@@ -148,13 +158,16 @@ export class TcpServer {
     } catch {
       // the peer may already be gone
     }
-    logger.info(`TCP: new client(${remote})`);
+    logger.info(`TCP: new client(${remote})`, { client: remote });
+    const observer = this.#options.observer ?? NOOP_TCP_OBSERVER;
+    observer.connectionAccepted();
     const session = new LookupSession({
       registry,
       logger,
       remoteAddress: remote,
       maxIdentifySize,
       identifyResponse,
+      observer,
     });
     const now = this.#clock();
     const connection: Connection = {
@@ -165,6 +178,7 @@ export class TcpServer {
       lastRead: now,
       writingSince: undefined,
       closeReason: undefined,
+      idle: false,
     };
     this.#connections.add(connection);
     const buffer = new Uint8Array(READ_BUFFER_BYTES);
@@ -177,7 +191,7 @@ export class TcpServer {
           n = await conn.read(buffer);
         } catch (error) {
           if (connection.closeReason === undefined && !isDisconnect(error)) {
-            logger.error(`client(${remote}) - ${String(error)}`);
+            logger.error(`client(${remote}) - ${String(error)}`, { client: remote });
           }
           break;
         }
@@ -193,14 +207,14 @@ export class TcpServer {
       }
     } catch (error) {
       // A bug in one connection's handling closes that connection only.
-      logger.error(`client(${remote}) - internal error: ${String(error)}`);
+      logger.error(`client(${remote}) - internal error: ${String(error)}`, { client: remote });
     } finally {
       this.#connections.delete(connection);
       closeQuietly(conn);
       try {
-        session.close();
+        session.close(connection.idle ? "idle_timeout" : "disconnect");
       } catch (error) {
-        logger.error(`client(${remote}) - cleanup failed: ${String(error)}`);
+        logger.error(`client(${remote}) - cleanup failed: ${String(error)}`, { client: remote });
       }
     }
   }
@@ -230,7 +244,9 @@ export class TcpServer {
       }
     } catch (error) {
       if (connection.closeReason === undefined && !isDisconnect(error)) {
-        this.#options.logger.error(`client(${connection.remote}) - ${String(error)}`);
+        this.#options.logger.error(`client(${connection.remote}) - ${String(error)}`, {
+          client: connection.remote,
+        });
       }
       connection.closeReason ??= "write failed";
     } finally {
