@@ -179,8 +179,10 @@ export function compileArgs(
   return [
     "compile",
     ...COMPILE_FLAGS,
+    // Runtime dependencies only: deno.json also imports test-only npm packages,
+    // which deno compile would otherwise fetch for every target platform.
     "--config",
-    join(projectRoot, "deno.json"),
+    join(projectRoot, "scripts", "compile.config.json"),
     "--target",
     target,
     "--output",

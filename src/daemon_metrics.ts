@@ -170,6 +170,8 @@ export function createDaemonMetrics(sources: DaemonMetricsSources): DaemonMetric
   const accepted = metrics.add(
     new Counter("nsqlookupd_tcp_connections_accepted_total", "TCP connections accepted."),
   );
+  // A series without labels exists from the start (0), as client libraries print it.
+  accepted.inc([], 0);
   const commands = metrics.add(
     new Counter(
       "nsqlookupd_tcp_commands_total",

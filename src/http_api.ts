@@ -108,6 +108,10 @@ export type HttpHandler = (request: Request, info?: RequestInfo) => Response | P
 export function createHttpApi(options: HttpApiOptions): HttpHandler {
   const { registry, logger, observer } = options;
   const legacy = options.legacy ?? false;
+  // Serialized answers of the hot read paths, reused until the registry says
+  // they changed (version) or the clock may have changed them (validThrough).
+  const lookupCache = new Map<string, { version: number; validThrough: number; body: string }>();
+  let topicsCache: { version: number; body: string } | undefined;
   // A peer's public fields never change after IDENTIFY: serialize each once.
   const peerJsonCache = new WeakMap<PeerInfo, string>();
   const peerJson = (peer: PeerInfo): string => {
@@ -166,7 +170,15 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
     {
       path: "/topics",
       method: "GET",
-      handle: () => ({ kind: "json", body: `{"topics":${goJsonStringArray(registry.topics())}}` }),
+      handle: () => {
+        if (topicsCache === undefined || topicsCache.version !== registry.topicsVersion) {
+          topicsCache = {
+            version: registry.topicsVersion,
+            body: `{"topics":${goJsonStringArray(registry.topics())}}`,
+          };
+        }
+        return { kind: "json", body: topicsCache.body };
+      },
     },
     {
       path: "/channels",
@@ -188,13 +200,23 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
       handle: (params) => {
         const topic = topicArg(params);
         if (typeof topic !== "string") return topic;
-        const found = registry.lookup(topic);
-        if (found === undefined) return httpError(404, TOPIC_NOT_FOUND);
+        const version = registry.topicVersion(topic);
+        if (version === undefined) {
+          lookupCache.delete(topic);
+          return httpError(404, TOPIC_NOT_FOUND);
+        }
+        const cached = lookupCache.get(topic);
+        if (
+          cached !== undefined && cached.version === version &&
+          registry.now() <= cached.validThrough
+        ) {
+          return { kind: "json", body: cached.body };
+        }
+        const found = registry.lookup(topic)!;
         const producers = found.producers.map((peer) => `{${peerJson(peer)}}`).join(",");
-        return {
-          kind: "json",
-          body: `{"channels":${goJsonStringArray(found.channels)},"producers":[${producers}]}`,
-        };
+        const body = `{"channels":${goJsonStringArray(found.channels)},"producers":[${producers}]}`;
+        lookupCache.set(topic, { version: found.version, validThrough: found.validThrough, body });
+        return { kind: "json", body };
       },
     },
     {
@@ -440,7 +462,10 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
 
   return (request, info) => {
     const started = performance.now();
-    if (request.body === null) return respond(request, info, started, false);
+    // GET carries no body worth reading; skipping the check keeps the hot path lean.
+    if (request.method === "GET" || request.body === null) {
+      return respond(request, info, started, false);
+    }
     return drainBody(request).then((tooLarge) => respond(request, info, started, tooLarge));
   };
 }

@@ -52,6 +52,18 @@ export class Registration {
 interface TopicEntry {
   topic: Registration | undefined;
   channels: Map<string, Registration>;
+  /** Changes whenever the topic's /lookup answer may change other than by the clock. */
+  version: number;
+}
+
+/** A /lookup answer plus what a cache needs to know when it goes stale. */
+export interface LookupAnswer {
+  channels: string[];
+  producers: PeerInfo[];
+  /** The topic's version when answered; compare with topicVersion(). */
+  version: number;
+  /** Clock time up to which (inclusive) the answer cannot change by time alone. */
+  validThrough: number;
 }
 
 export interface RegistryOptions {
@@ -101,6 +113,10 @@ export class Registry {
   readonly #byPeer = new Map<string, Set<Registration>>();
   #topicCount = 0;
   #channelCount = 0;
+  /** Source of versions: every change takes the next number. */
+  #versions = 0;
+  /** Version of the set of topic names (/topics). */
+  #topicsVersion = 0;
   /** Producer entries per category, for metrics. */
   readonly #entries: Record<Category, number> = { client: 0, topic: 0, channel: 0 };
   /** Entries tombstoned at some point and still registered; pruned when counted. */
@@ -127,6 +143,12 @@ export class Registry {
   touch(peer: PeerInfo): number {
     const previous = peer.lastUpdate;
     peer.lastUpdate = this.#now();
+    // A peer coming back from inactivity reappears in its topics' /lookup answers.
+    if (peer.lastUpdate - previous > this.#inactiveMs) {
+      for (const registration of this.#byPeer.get(peer.id) ?? []) {
+        if (registration.category === "topic") this.#bump(registration.key);
+      }
+    }
     return previous;
   }
 
@@ -243,6 +265,7 @@ export class Registry {
     for (const producer of registration.producers.values()) {
       const { broadcastAddress, httpPort } = producer.peer;
       if (`${broadcastAddress}:${httpPort}` === node) {
+        if (count === 0) this.#bump(topic);
         producer.tombstoned = true;
         producer.tombstonedAt = now;
         this.#tombstoned.add(producer);
@@ -278,17 +301,40 @@ export class Registry {
   }
 
   /** undefined when `topic(topic)` does not exist. Producers: active and not tombstoned, sorted. */
-  lookup(topic: string): { channels: string[]; producers: PeerInfo[] } | undefined {
+  lookup(topic: string): LookupAnswer | undefined {
     const entry = this.#topics.get(topic);
     if (entry?.topic === undefined) return undefined;
     const now = this.#now();
     const producers: PeerInfo[] = [];
+    let validThrough = Infinity;
     for (const producer of entry.topic.producers.values()) {
-      if (this.isActive(producer.peer, now) && !this.isTombstoned(producer, now)) {
+      const active = this.isActive(producer.peer, now);
+      const tombstoned = this.isTombstoned(producer, now);
+      if (active && !tombstoned) {
         producers.push(producer.peer);
+        validThrough = Math.min(validThrough, producer.peer.lastUpdate + this.#inactiveMs);
+      } else if (active) {
+        // Visible again once the tombstone lifetime has passed (exclusive bound).
+        validThrough = Math.min(validThrough, producer.tombstonedAt + this.#tombstoneMs - 1e-3);
       }
     }
-    return { channels: sortedKeys(entry.channels), producers: producers.sort(compareProducers) };
+    return {
+      channels: sortedKeys(entry.channels),
+      producers: producers.sort(compareProducers),
+      version: entry.version,
+      validThrough,
+    };
+  }
+
+  /** The topic's current version, or undefined without a `topic(topic)` registration. O(1). */
+  topicVersion(topic: string): number | undefined {
+    const entry = this.#topics.get(topic);
+    return entry?.topic === undefined ? undefined : entry.version;
+  }
+
+  /** Changes whenever the set of topic registrations changes. */
+  get topicsVersion(): number {
+    return this.#topicsVersion;
   }
 
   /** Every active identified peer with its topics and per-topic tombstone state. */
@@ -452,10 +498,15 @@ export class Registry {
   #entry(topic: string): TopicEntry {
     let entry = this.#topics.get(topic);
     if (entry === undefined) {
-      entry = { topic: undefined, channels: new Map() };
+      entry = { topic: undefined, channels: new Map(), version: ++this.#versions };
       this.#topics.set(topic, entry);
     }
     return entry;
+  }
+
+  #bump(topic: string): void {
+    const entry = this.#topics.get(topic);
+    if (entry !== undefined) entry.version = ++this.#versions;
   }
 
   #ensureTopic(topic: string): Registration {
@@ -463,6 +514,8 @@ export class Registry {
     if (entry.topic === undefined) {
       entry.topic = new Registration("topic", topic, "");
       this.#topicCount++;
+      entry.version = ++this.#versions;
+      this.#topicsVersion = ++this.#versions;
     }
     return entry.topic;
   }
@@ -474,6 +527,7 @@ export class Registry {
       registration = new Registration("channel", topic, channel);
       entry.channels.set(channel, registration);
       this.#channelCount++;
+      entry.version = ++this.#versions;
     }
     return registration;
   }
@@ -482,6 +536,7 @@ export class Registry {
     if (registration.producers.has(peer.id)) return false;
     registration.producers.set(peer.id, { peer, tombstoned: false, tombstonedAt: 0 });
     this.#entries[registration.category]++;
+    if (registration.category === "topic") this.#bump(registration.key);
     let memberships = this.#byPeer.get(peer.id);
     if (memberships === undefined) {
       memberships = new Set();
@@ -496,6 +551,7 @@ export class Registry {
     if (producer === undefined) return false;
     registration.producers.delete(peerId);
     this.#entries[registration.category]--;
+    if (registration.category === "topic") this.#bump(registration.key);
     this.#tombstoned.delete(producer);
     this.#forgetMembership(peerId, registration);
     return true;
@@ -518,10 +574,12 @@ export class Registry {
     if (registration.category === "client") return;
     const entry = this.#topics.get(registration.key);
     if (entry === undefined) return;
+    entry.version = ++this.#versions;
     if (registration.category === "topic") {
       if (entry.topic === registration) {
         entry.topic = undefined;
         this.#topicCount--;
+        this.#topicsVersion = ++this.#versions;
       }
     } else if (entry.channels.get(registration.subkey) === registration) {
       entry.channels.delete(registration.subkey);

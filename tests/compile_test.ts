@@ -109,6 +109,30 @@ Deno.test("plan: the version is deno.json's, the one --version prints", () => {
   );
 });
 
+Deno.test("compile config pins exactly deno.json's versions of the runtime dependencies", async () => {
+  const compileConfig = JSON.parse(
+    await Deno.readTextFile(new URL("../scripts/compile.config.json", import.meta.url)),
+  ) as { imports: Record<string, string> };
+  const imports: Record<string, string> = denoJson.imports;
+  for (const [name, specifier] of Object.entries(compileConfig.imports)) {
+    assert.equal(specifier, imports[name], `${name} differs from deno.json`);
+  }
+  // Every bare import reached from main.ts must be one the compile config maps.
+  const graph = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", "--config", "scripts/compile.config.json", "main.ts"],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(graph.code, 0, new TextDecoder().decode(graph.stderr));
+  const info = JSON.parse(new TextDecoder().decode(graph.stdout)) as {
+    npmPackages?: Record<string, unknown>;
+  };
+  assert.deepEqual(Object.keys(info.npmPackages ?? {}).map((p) => p.replace(/@[^@]*$/, "")), [
+    "smol-toml",
+  ]);
+});
+
 Deno.test("plan: deno compile argv with exactly the daemon's permissions", () => {
   assert.deepEqual([...PERMISSION_FLAGS], ["--allow-net", "--allow-read", "--allow-sys=hostname"]);
   assert.deepEqual([...COMPILE_FLAGS], ["--no-prompt", ...PERMISSION_FLAGS]);
@@ -121,7 +145,7 @@ Deno.test("plan: deno compile argv with exactly the daemon's permissions", () =>
       "--allow-read",
       "--allow-sys=hostname",
       "--config",
-      join("/p", "deno.json"),
+      join("/p", "scripts", "compile.config.json"),
       "--target",
       t.target,
       "--output",

@@ -1,0 +1,516 @@
+// `deno task bench [--quick]`: loads a separately started daemon (production
+// flags, log level warn) and prints one table. Throughputs are also given as a
+// ratio to a bare Deno.serve process answering a constant body of the same
+// size, loaded by the same client in the same run: that ratio is what we
+// track, absolute numbers are noise on shared machines.
+
+import { writeStderr, writeStdout } from "../src/logger.ts";
+
+const quick = Deno.args.includes("--quick");
+const SIZE = quick
+  ? { producers: 100, topicsPerProducer: 20, topicUniverse: 1000, channels: 2, seconds: 3, runs: 3 }
+  : {
+    producers: 1000,
+    topicsPerProducer: 100,
+    topicUniverse: 10000,
+    channels: 2,
+    seconds: 8,
+    runs: 3,
+  };
+const LOAD_CONNECTIONS = 50;
+const STARTUP_RUNS = 10;
+const ROOT = new URL("..", import.meta.url).pathname;
+const encoder = new TextEncoder();
+
+interface Row {
+  metric: string;
+  value: string;
+  target?: string;
+  ok?: boolean;
+}
+const rows: Row[] = [];
+function report(metric: string, value: string, target?: string, ok?: boolean): void {
+  rows.push({ metric, value, target, ok });
+  writeStderr(
+    `  ${metric}: ${value}${target ? ` (target ${target}: ${ok ? "met" : "MISSED"})` : ""}\n`,
+  );
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function waitForPing(port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (true) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/ping`);
+      await res.body?.cancel();
+      if (res.ok) return;
+    } catch {
+      // not up yet
+    }
+    if (performance.now() > deadline) throw new Error(`no /ping on ${port}`);
+    await sleep(2);
+  }
+}
+
+interface Proc {
+  child: Deno.ChildProcess;
+  stop(): Promise<void>;
+}
+
+function spawn(args: string[]): Proc {
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    stdout: "null",
+    stderr: "null",
+    cwd: ROOT,
+  }).spawn();
+  return {
+    child,
+    stop: async () => {
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // already gone
+      }
+      await child.status;
+    },
+  };
+}
+
+const DAEMON_ARGS = ["run", "--allow-net", "--allow-read", "--allow-sys=hostname", "main.ts"];
+
+function startDaemon(tcpPort: number, httpPort: number, logLevel = "warn"): Proc {
+  return spawn([
+    ...DAEMON_ARGS,
+    `--tcp-address=127.0.0.1:${tcpPort}`,
+    `--http-address=127.0.0.1:${httpPort}`,
+    "--broadcast-address=127.0.0.1",
+    `--log-level=${logLevel}`,
+  ]);
+}
+
+async function metricsOf(port: number): Promise<Map<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const values = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const space = line.lastIndexOf(" ");
+    values.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return values;
+}
+
+// ---- load generation ----
+
+interface LoadResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  client: string;
+}
+
+const wrk = await (async () => {
+  try {
+    const out = await new Deno.Command("wrk", {
+      args: ["--version"],
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
+    return new TextDecoder().decode(out.stdout).includes("wrk") ||
+      new TextDecoder().decode(out.stderr).includes("wrk");
+  } catch {
+    return false;
+  }
+})();
+
+function wrkMs(text: string, label: string): number {
+  const match = text.match(new RegExp(`${label}\\s+([\\d.]+)(us|ms|s)`));
+  if (!match) return NaN;
+  const value = Number(match[1]);
+  return match[2] === "us" ? value / 1000 : match[2] === "s" ? value * 1000 : value;
+}
+
+async function loadWithWrk(url: string, seconds: number): Promise<LoadResult> {
+  const out = await new Deno.Command("wrk", {
+    args: ["-t2", `-c${LOAD_CONNECTIONS}`, `-d${seconds}s`, "--latency", url],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const rps = Number(text.match(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? NaN);
+  const non2xx = text.match(/Non-2xx or 3xx responses: (\d+)/);
+  if (non2xx) throw new Error(`wrk saw ${non2xx[1]} error responses from ${url}`);
+  return { rps, p50: wrkMs(text, "50%"), p99: wrkMs(text, "99%"), client: "wrk" };
+}
+
+async function loadWithFetch(url: string, seconds: number): Promise<LoadResult> {
+  const latencies: number[] = [];
+  const deadline = performance.now() + seconds * 1000;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      const started = performance.now();
+      const res = await fetch(url);
+      await res.arrayBuffer();
+      latencies.push(performance.now() - started);
+    }
+  };
+  const began = performance.now();
+  await Promise.all(Array.from({ length: LOAD_CONNECTIONS }, worker));
+  const elapsed = (performance.now() - began) / 1000;
+  return {
+    rps: latencies.length / elapsed,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    client: "deno fetch",
+  };
+}
+
+const load = wrk ? loadWithWrk : loadWithFetch;
+
+async function sampleLatency(
+  url: string,
+  count: number,
+): Promise<{ p50: number; p99: number; bytes: number }> {
+  const latencies: number[] = [];
+  let bytes = 0;
+  for (let i = 0; i < count; i++) {
+    const started = performance.now();
+    const res = await fetch(url);
+    bytes = (await res.arrayBuffer()).byteLength;
+    latencies.push(performance.now() - started);
+  }
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), bytes };
+}
+
+// ---- registration storm ----
+
+function identifyBytes(i: number): Uint8Array {
+  const body = encoder.encode(JSON.stringify({
+    broadcast_address: `nsqd-${i}.bench`,
+    hostname: `nsqd-${i}`,
+    tcp_port: 4150,
+    http_port: 4151,
+    version: "1.3.0",
+  }));
+  const out = new Uint8Array(4 + 9 + 4 + body.length);
+  out.set(encoder.encode("  V1IDENTIFY\n"));
+  new DataView(out.buffer).setInt32(13, body.length);
+  out.set(body, 17);
+  return out;
+}
+
+/** Producer i's topics: a deterministic spread over the universe. */
+function topicsOf(i: number): number[] {
+  const topics: number[] = [];
+  for (let k = 0; k < SIZE.topicsPerProducer; k++) {
+    topics.push((i * 7919 + k * 104729) % SIZE.topicUniverse);
+  }
+  return [...new Set(topics)];
+}
+
+function registerBytes(i: number): { bytes: Uint8Array; commands: number } {
+  const lines: string[] = [];
+  for (const t of topicsOf(i)) {
+    for (let c = 0; c < SIZE.channels; c++) lines.push(`REGISTER topic${t} ch${c}`);
+    lines.push(`REGISTER topic${t}`);
+  }
+  return { bytes: encoder.encode(lines.join("\n") + "\n"), commands: lines.length };
+}
+
+async function readAtLeast(conn: Deno.Conn, total: number): Promise<void> {
+  const buffer = new Uint8Array(64 * 1024);
+  let received = 0;
+  while (received < total) {
+    const n = await conn.read(buffer);
+    if (n === null) throw new Error("server closed during the storm");
+    received += n;
+  }
+}
+
+async function registrationStorm(
+  tcpPort: number,
+): Promise<{ conns: Deno.Conn[]; commands: number; seconds: number }> {
+  const conns = await Promise.all(
+    Array.from(
+      { length: SIZE.producers },
+      () => Deno.connect({ hostname: "127.0.0.1", port: tcpPort }),
+    ),
+  );
+  const payloads = conns.map((_, i) => {
+    const identify = identifyBytes(i);
+    const register = registerBytes(i);
+    const bytes = new Uint8Array(identify.length + register.bytes.length);
+    bytes.set(identify);
+    bytes.set(register.bytes, identify.length);
+    return { bytes, commands: register.commands + 1, okBytes: register.commands * 6 };
+  });
+  const started = performance.now();
+  await Promise.all(conns.map(async (conn, i) => {
+    const { bytes, okBytes } = payloads[i];
+    const writing = (async () => {
+      let rest = bytes;
+      while (rest.length > 0) rest = rest.subarray(await conn.write(rest));
+    })();
+    // The IDENTIFY reply frame is 4 + ~110 bytes; count everything after it as OK frames.
+    const header = new Uint8Array(4);
+    let got = 0;
+    while (got < 4) {
+      const n = await conn.read(header.subarray(got));
+      if (n === null) throw new Error("closed before IDENTIFY reply");
+      got += n;
+    }
+    const replySize = new DataView(header.buffer).getUint32(0);
+    await readAtLeast(conn, replySize + okBytes);
+    await writing;
+  }));
+  const seconds = (performance.now() - started) / 1000;
+  return { conns, commands: payloads.reduce((sum, p) => sum + p.commands, 0), seconds };
+}
+
+// ---- the run ----
+
+async function main(): Promise<void> {
+  writeStderr(
+    `nsqlookupd benchmark (${quick ? "quick" : "full"}): ${SIZE.producers} producers x ` +
+      `${SIZE.topicsPerProducer} topics of ${SIZE.topicUniverse}, ${SIZE.channels} channels each; ` +
+      `HTTP load by ${
+        wrk ? "wrk" : "a Deno fetch keep-alive client"
+      }, ${LOAD_CONNECTIONS} connections\n`,
+  );
+
+  // 6. Start-up: process start to first successful /ping (warm module cache).
+  {
+    const warm = startDaemon(freePort(), freePort());
+    await sleep(500);
+    await warm.stop();
+    const times: number[] = [];
+    for (let i = 0; i < STARTUP_RUNS; i++) {
+      const http = freePort();
+      const started = performance.now();
+      const proc = startDaemon(freePort(), http);
+      await waitForPing(http);
+      times.push(performance.now() - started);
+      await proc.stop();
+    }
+    const ms = median(times);
+    report("start-up to first /ping (median of 10)", `${ms.toFixed(1)} ms`, "< 150 ms", ms < 150);
+  }
+
+  const tcpPort = freePort();
+  const httpPort = freePort();
+  const daemon = startDaemon(tcpPort, httpPort);
+  await waitForPing(httpPort);
+  const base = `http://127.0.0.1:${httpPort}`;
+  let baseline: Proc | undefined;
+  let conns: Deno.Conn[] = [];
+  try {
+    await sleep(300);
+    const before = await metricsOf(httpPort);
+
+    // 1. Registration storm.
+    const storm = await registrationStorm(tcpPort);
+    conns = storm.conns;
+    const cps = storm.commands / storm.seconds;
+    report(
+      "registration storm",
+      `${storm.commands} commands in ${storm.seconds.toFixed(2)} s = ${Math.round(cps)} commands/s`,
+      quick ? undefined : ">= 100,000/s",
+      quick ? undefined : cps >= 100_000,
+    );
+
+    await sleep(1000);
+    const after = await metricsOf(httpPort);
+    const entries = ["client", "topic", "channel"].reduce(
+      (sum, c) => sum + (after.get(`nsqlookupd_producer_registrations{category="${c}"}`) ?? 0),
+      0,
+    );
+
+    // 5. Memory.
+    const heapBefore = before.get("nsqlookupd_process_heap_used_bytes") ?? NaN;
+    const heapAfter = after.get("nsqlookupd_process_heap_used_bytes") ?? NaN;
+    const rssBefore = before.get("nsqlookupd_process_resident_memory_bytes") ?? NaN;
+    const rssAfter = after.get("nsqlookupd_process_resident_memory_bytes") ?? NaN;
+    const perEntry = (heapAfter - heapBefore) / entries;
+    report("memory: RSS before / after storm", `${mb(rssBefore)} / ${mb(rssAfter)}`);
+    report("memory: V8 heap before / after storm", `${mb(heapBefore)} / ${mb(heapAfter)}`);
+    report(
+      "heap per producer-registration entry",
+      `${perEntry.toFixed(0)} bytes (${entries} entries)`,
+      "<= 400 bytes",
+      perEntry <= 400,
+    );
+
+    // 2. /lookup throughput and latency vs the baseline.
+    const probe = "topic" + topicsOf(0)[0];
+    const lookupUrl = `${base}/lookup?topic=${probe}`;
+    const lookupBody = await (await fetch(lookupUrl)).text();
+    const baselinePort = freePort();
+    baseline = spawn([
+      "run",
+      "--allow-net",
+      "scripts/bench_baseline.ts",
+      String(baselinePort),
+      String(lookupBody.length),
+    ]);
+    await waitForPing(baselinePort);
+    const ours: LoadResult[] = [];
+    const floor: LoadResult[] = [];
+    for (let run = 0; run < SIZE.runs; run++) {
+      floor.push(
+        await load(`http://127.0.0.1:${baselinePort}/lookup?topic=${probe}`, SIZE.seconds),
+      );
+      ours.push(await load(lookupUrl, SIZE.seconds));
+    }
+    const rps = median(ours.map((r) => r.rps));
+    const floorRps = median(floor.map((r) => r.rps));
+    const p99 = median(ours.map((r) => r.p99));
+    report(
+      `/lookup (${lookupBody.length} B, ${JSON.parse(lookupBody).producers.length} producers)`,
+      `${Math.round(rps)} req/s, p50 ${median(ours.map((r) => r.p50)).toFixed(2)} ms, p99 ${
+        p99.toFixed(2)
+      } ms`,
+    );
+    report(
+      "baseline Deno.serve, same body size",
+      `${Math.round(floorRps)} req/s, p50 ${median(floor.map((r) => r.p50)).toFixed(2)} ms, p99 ${
+        median(floor.map((r) => r.p99)).toFixed(2)
+      } ms`,
+    );
+    report(
+      "/lookup throughput ratio to baseline",
+      `${(rps / floorRps).toFixed(2)}x`,
+      ">= 0.8x",
+      rps / floorRps >= 0.8,
+    );
+    report("/lookup p99 at 50 concurrent", `${p99.toFixed(2)} ms`, "< 5 ms", p99 < 5);
+    await baseline.stop();
+    baseline = undefined;
+
+    // 3. The listing endpoints at that state, then with the unrelated part doubled.
+    const endpoints: [string, string, number | undefined][] = [
+      ["/nodes", `${base}/nodes`, 100],
+      ["/topics", `${base}/topics`, 10],
+      ["/channels", `${base}/channels?topic=${probe}`, 10],
+      ["/lookup", lookupUrl, undefined],
+      ["/debug", `${base}/debug`, undefined],
+    ];
+    const samples = quick ? 10 : 20;
+    const firstPass = new Map<string, number>();
+    for (const [name, url, targetMs] of endpoints) {
+      const result = await sampleLatency(url, samples);
+      firstPass.set(name, result.p50);
+      report(
+        `${name} latency`,
+        `p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms, body ${result.bytes} B`,
+        targetMs === undefined ? undefined : `p50 < ${targetMs} ms`,
+        targetMs === undefined ? undefined : result.p50 < targetMs,
+      );
+    }
+    // Double the registrations none of these answers contain: new channels on every other topic.
+    const extraChannels = SIZE.producers * SIZE.topicsPerProducer * SIZE.channels;
+    const topicsToPad = [
+      ...new Set(Array.from({ length: SIZE.producers }, (_, i) => topicsOf(i)).flat()),
+    ]
+      .filter((t) => `topic${t}` !== probe);
+    const perTopic = Math.ceil(extraChannels / topicsToPad.length);
+    let next = 0;
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      while (next < topicsToPad.length) {
+        const t = topicsToPad[next++];
+        for (let c = 0; c < perTopic; c++) {
+          const res = await fetch(`${base}/channel/create?topic=topic${t}&channel=pad${c}`, {
+            method: "POST",
+          });
+          await res.body?.cancel();
+        }
+      }
+    }));
+    for (const [name, url] of endpoints) {
+      if (name === "/debug") continue;
+      const result = await sampleLatency(url, samples);
+      const ratio = result.p50 / firstPass.get(name)!;
+      report(
+        `${name} p50 with ${topicsToPad.length * perTopic} unrelated channels added`,
+        `${result.p50.toFixed(2)} ms (${ratio.toFixed(2)}x)`,
+      );
+    }
+
+    // 4. Disconnect storm.
+    const dropped = performance.now();
+    for (const conn of conns) conn.close();
+    conns = [];
+    while (true) {
+      const m = await metricsOf(httpPort);
+      const left = (m.get("nsqlookupd_producers_identified") ?? 1) +
+        (m.get('nsqlookupd_producer_registrations{category="topic"}') ?? 1) +
+        (m.get('nsqlookupd_producer_registrations{category="channel"}') ?? 1);
+      if (left === 0) break;
+      if (performance.now() - dropped > 30_000) throw new Error("disconnect storm did not drain");
+      await sleep(5);
+    }
+    const drainMs = performance.now() - dropped;
+    report(
+      "disconnect storm: all producers gone",
+      `${drainMs.toFixed(0)} ms`,
+      "< 1 s",
+      drainMs < 1000,
+    );
+    await sleep(1000);
+    const end = await metricsOf(httpPort);
+    report(
+      "memory after disconnect: RSS / heap",
+      `${mb(end.get("nsqlookupd_process_resident_memory_bytes") ?? NaN)} / ${
+        mb(end.get("nsqlookupd_process_heap_used_bytes") ?? NaN)
+      }`,
+    );
+  } finally {
+    for (const conn of conns) conn.close();
+    await baseline?.stop();
+    await daemon.stop();
+  }
+
+  writeStdout(renderTable());
+  if (rows.some((r) => r.ok === false)) writeStdout("\nsome targets were missed (see above)\n");
+}
+
+function mb(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function renderTable(): string {
+  const header = ["metric", "value", "target"];
+  const body = rows.map((
+    r,
+  ) => [r.metric, r.value, r.target ? `${r.target} ${r.ok ? "ok" : "MISSED"}` : ""]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]): string =>
+    "| " + cells.map((c, i) => c.padEnd(widths[i])).join(" | ") + " |";
+  return [
+    line(header),
+    "|" + widths.map((w) => "-".repeat(w + 2)).join("|") + "|",
+    ...body.map(line),
+    "",
+  ].join("\n");
+}
+
+await main();

@@ -1,0 +1,23 @@
+// The benchmark's floor: a bare Deno.serve answering one constant JSON body
+// with the same headers as /lookup. Usage: bench_baseline.ts PORT BODY_BYTES
+
+import { writeStdout } from "../src/logger.ts";
+
+const port = Number(Deno.args[0] ?? "0");
+const size = Number(Deno.args[1] ?? "200");
+const prefix = '{"channels":[],"producers":[{"pad":"';
+const suffix = '"}]}';
+const body = prefix + "x".repeat(Math.max(0, size - prefix.length - suffix.length)) + suffix;
+const headers: [string, string][] = [
+  ["Content-Type", "application/json; charset=utf-8"],
+  ["X-NSQ-Content-Type", "nsq; version=1.0"],
+];
+
+const server = Deno.serve(
+  { hostname: "127.0.0.1", port, onListen: () => {} },
+  () => new Response(body, { headers }),
+);
+writeStdout(`listening ${server.addr.port}\n`);
+Deno.addSignalListener("SIGTERM", () => {
+  server.shutdown().then(() => Deno.exit(0));
+});
