@@ -25,6 +25,9 @@ export const PROTOCOL_MAGIC_V1 = "  V1";
 export const MAX_LINE_LENGTH = 4096;
 
 const NEWLINE = 0x0a;
+const EMPTY = new Uint8Array(0);
+/** A pending buffer larger than this is released once it is empty again. */
+const RETAINED_BUFFER_BYTES = 8 * 1024;
 const encoder = new TextEncoder();
 const utf8 = new TextDecoder();
 
@@ -83,8 +86,13 @@ function binaryBytes(text: string): Uint8Array {
 export class LookupSession {
   readonly #ctx: SessionContext;
   #state: State = "magic";
-  /** Unconsumed bytes carried over between reads (a partial line, size or body). */
-  #pending: Uint8Array = new Uint8Array(0);
+  /**
+   * Unconsumed bytes carried over between reads (a partial line, size or body):
+   * the first `#pendingLength` bytes of a buffer that grows by doubling, so a
+   * body trickled in tiny reads costs linear, not quadratic, copying.
+   */
+  #pending: Uint8Array = EMPTY;
+  #pendingLength = 0;
   #bodySize = 0;
   #peer: PeerInfo | undefined;
   #startedLoop = false;
@@ -106,6 +114,15 @@ export class LookupSession {
     return this.#state === "closed";
   }
 
+  /**
+   * Bytes held between reads. Never more than max(MAX_LINE_LENGTH, maxIdentifySize):
+   * a partial line is refused past MAX_LINE_LENGTH, a body is announced within
+   * maxIdentifySize, a size or magic is under 4 bytes.
+   */
+  get bufferedBytes(): number {
+    return this.#pendingLength;
+  }
+
   /** Whether the client has sent its protocol magic. */
   get started(): boolean {
     return this.#startedLoop;
@@ -118,10 +135,11 @@ export class LookupSession {
   feed(chunk: Uint8Array, out: Uint8Array[]): boolean {
     if (this.closed) return true;
     let data = chunk;
-    if (this.#pending.length > 0) {
-      data = new Uint8Array(this.#pending.length + chunk.length);
-      data.set(this.#pending);
-      data.set(chunk, this.#pending.length);
+    if (this.#pendingLength > 0) {
+      this.#reserve(this.#pendingLength + chunk.length);
+      this.#pending.set(chunk, this.#pendingLength);
+      this.#pendingLength += chunk.length;
+      data = this.#pending.subarray(0, this.#pendingLength);
     }
     let pos = 0;
     while (!this.closed) {
@@ -160,9 +178,34 @@ export class LookupSession {
         this.#identify(body, out);
       }
     }
-    // Copy: the caller reuses its read buffer.
-    this.#pending = this.closed ? new Uint8Array(0) : data.slice(pos);
+    this.#keep(data, pos);
     return this.closed;
+  }
+
+  /** Keeps `data[pos..]` for the next read (a copy: the caller reuses its read buffer). */
+  #keep(data: Uint8Array, pos: number): void {
+    const rest = this.closed ? 0 : data.length - pos;
+    if (rest === 0) {
+      this.#pendingLength = 0;
+      // Do not hold a large buffer (an IDENTIFY body's) for the rest of the connection.
+      if (this.#pending.length > RETAINED_BUFFER_BYTES) this.#pending = EMPTY;
+      return;
+    }
+    if (data.buffer === this.#pending.buffer) {
+      if (pos > 0) this.#pending.copyWithin(0, pos, this.#pendingLength);
+    } else {
+      this.#reserve(rest);
+      this.#pending.set(data.subarray(pos));
+    }
+    this.#pendingLength = rest;
+  }
+
+  /** Grows the pending buffer to hold `size` bytes, keeping its contents. */
+  #reserve(size: number): void {
+    if (this.#pending.length >= size) return;
+    const grown = new Uint8Array(Math.max(size, this.#pending.length * 2, 256));
+    grown.set(this.#pending.subarray(0, this.#pendingLength));
+    this.#pending = grown;
   }
 
   /** The client closed its side: an unfinished IDENTIFY is an error, as in the reference. */
@@ -187,7 +230,8 @@ export class LookupSession {
    */
   close(reason: Exclude<RemovalReason, "unregister"> = "disconnect"): void {
     this.#state = "closed";
-    this.#pending = new Uint8Array(0);
+    this.#pending = EMPTY;
+    this.#pendingLength = 0;
     const { logger, registry, remoteAddress } = this.#ctx;
     if (this.#startedLoop) {
       logger.info(`PROTOCOL(V1): [${remoteAddress}] exiting ioloop`, { client: remoteAddress });
