@@ -49,7 +49,9 @@ abstract class LabelledMetric<T> implements Metric {
   ) {}
 
   protected entry(labels: Labels): { labels: Labels; value: T } {
-    const key = labels.length === 1 ? labels[0] : labels.join("\u0000");
+    // Concatenation, not join(): this runs on every request, and join() costs several times more.
+    let key = labels.length === 0 ? "" : labels[0];
+    for (let i = 1; i < labels.length; i++) key += "\u0000" + labels[i];
     let entry = this.series.get(key);
     if (entry === undefined) {
       if (labels.length !== this.labelNames.length) {
