@@ -33,7 +33,12 @@ function main(): void {
     if (cli.stderr !== undefined) writeStderr(cli.stderr);
     if (cli.fatal !== undefined) {
       const defaults = defaultOptions(hostname);
-      createLogger({ level: defaults.logLevel, prefix: defaults.logPrefix }).fatal(cli.fatal);
+      createLogger({
+        level: defaults.logLevel,
+        // The reference prints this line with its fixed prefix, whatever --log-prefix says.
+        prefix: defaults.logPrefix,
+        format: cli.log?.format ?? defaults.logFormat,
+      }).fatal(cli.fatal);
     }
     Deno.exit(cli.code);
   }

@@ -152,6 +152,8 @@ export type CliResult =
     stderr?: string;
     /** Message for the logger's FATAL line (it adds prefix, time and level). */
     fatal?: string;
+    /** How to log `fatal`: the command line's log format (or its default). */
+    log?: { format: LogFormat };
   };
 
 /** Flags that exist only on the command line; the reference never reads them from the file. */
@@ -275,6 +277,7 @@ export function resolveCommandLine(args: readonly string[], env: CliEnv): CliRes
         kind: "exit",
         code: 1,
         fatal: `failed to load config file ${path} - ${describeError(err)}`,
+        log: { format: flags.logFormat.value },
       };
     }
   }
@@ -286,7 +289,14 @@ export function resolveCommandLine(args: readonly string[], env: CliEnv): CliRes
       warnings: warnings(flags, file, path),
     };
   } catch (err) {
-    if (err instanceof FatalConfigError) return { kind: "exit", code: 1, fatal: err.message };
+    if (err instanceof FatalConfigError) {
+      return {
+        kind: "exit",
+        code: 1,
+        fatal: err.message,
+        log: { format: flags.logFormat.value },
+      };
+    }
     throw err;
   }
 }

@@ -81,7 +81,7 @@ function flagError(message: string): CliResult {
 }
 
 function fatal(message: string): CliResult {
-  return { kind: "exit", code: 1, fatal: message };
+  return { kind: "exit", code: 1, fatal: message, log: { format: "text" } };
 }
 
 Deno.test("config: no arguments gives the defaults and no warnings", () => {
@@ -533,4 +533,16 @@ Deno.test("config: createFlags defaults follow defaultOptions", () => {
   assert.equal(flags.maxIdentifySize.value, 65536);
   assert.equal(flags.logLevel.value, "info");
   assert.equal(flags.logFormat.value, "text");
+});
+
+Deno.test("a fatal config error carries the command line's log format", () => {
+  const result = resolveCommandLine(["--log-format=json", "--config=/x.toml"], {
+    hostname: "h",
+    readTextFile: () => 'log_level = "bogus"',
+  });
+  assert.equal(result.kind, "exit");
+  if (result.kind !== "exit") return;
+  assert.equal(result.code, 1);
+  assert.equal(result.fatal, "failed parsing log_level bogus");
+  assert.deepEqual(result.log, { format: "json" });
 });
