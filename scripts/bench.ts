@@ -98,13 +98,14 @@ function spawn(args: string[]): Proc {
 
 const DAEMON_ARGS = ["run", "--allow-net", "--allow-read", "--allow-sys=hostname", "main.ts"];
 
-function startDaemon(tcpPort: number, httpPort: number, logLevel = "warn"): Proc {
+function startDaemon(tcpPort: number, httpPort: number, extra: string[] = []): Proc {
   return spawn([
     ...DAEMON_ARGS,
     `--tcp-address=127.0.0.1:${tcpPort}`,
     `--http-address=127.0.0.1:${httpPort}`,
     "--broadcast-address=127.0.0.1",
-    `--log-level=${logLevel}`,
+    "--log-level=warn",
+    ...extra,
   ]);
 }
 
@@ -249,14 +250,12 @@ async function readAtLeast(conn: Deno.Conn, total: number): Promise<void> {
 
 async function registrationStorm(
   tcpPort: number,
+  producers: number[] = Array.from({ length: SIZE.producers }, (_, i) => i),
 ): Promise<{ conns: Deno.Conn[]; commands: number; seconds: number }> {
   const conns = await Promise.all(
-    Array.from(
-      { length: SIZE.producers },
-      () => Deno.connect({ hostname: "127.0.0.1", port: tcpPort }),
-    ),
+    producers.map(() => Deno.connect({ hostname: "127.0.0.1", port: tcpPort })),
   );
-  const payloads = conns.map((_, i) => {
+  const payloads = producers.map((i) => {
     const identify = identifyBytes(i);
     const register = registerBytes(i);
     const bytes = new Uint8Array(identify.length + register.bytes.length);
@@ -403,6 +402,39 @@ async function main(): Promise<void> {
       rps / floorRps >= 0.8,
     );
     report("/lookup p99 at 50 concurrent", `${p99.toFixed(2)} ms`, "< 5 ms", p99 < 5);
+
+    // The same /lookup answer from a daemon serving HTTP directly (--http-guard=false).
+    {
+      const directTcp = freePort();
+      const directHttp = freePort();
+      const direct = startDaemon(directTcp, directHttp, ["--http-guard=false"]);
+      await waitForPing(directHttp);
+      const members = Array.from({ length: SIZE.producers }, (_, i) => i)
+        .filter((i) => topicsOf(i).some((t) => `topic${t}` === probe));
+      const small = await registrationStorm(directTcp, members);
+      const directUrl = `http://127.0.0.1:${directHttp}/lookup?topic=${probe}`;
+      const directBody = await (await fetch(directUrl)).text();
+      const direct50: LoadResult[] = [];
+      const floor2: LoadResult[] = [];
+      for (let run = 0; run < SIZE.runs; run++) {
+        floor2.push(
+          await load(`http://127.0.0.1:${baselinePort}/lookup?topic=${probe}`, SIZE.seconds),
+        );
+        direct50.push(await load(directUrl, SIZE.seconds));
+      }
+      for (const conn of small.conns) conn.close();
+      await direct.stop();
+      const directRps = median(direct50.map((r) => r.rps));
+      const directP99 = median(direct50.map((r) => r.p99));
+      report(
+        `/lookup with --http-guard=false (${directBody.length} B)`,
+        `${Math.round(directRps)} req/s, p99 ${directP99.toFixed(2)} ms, ratio ${
+          (directRps / median(floor2.map((r) => r.rps))).toFixed(2)
+        }x to baseline`,
+        ">= 0.8x",
+        directRps / median(floor2.map((r) => r.rps)) >= 0.8,
+      );
+    }
     await baseline.stop();
     baseline = undefined;
 

@@ -56,6 +56,7 @@ export interface NsqlookupdFlags {
   readonly tombstoneLifetime: FlagRef<bigint>;
   readonly maxIdentifySize: FlagRef<number>;
   readonly legacyHttpApi: FlagRef<boolean>;
+  readonly httpGuard: FlagRef<boolean>;
 }
 
 /** The reference's flag set (names, usage strings, defaults) plus our additions. */
@@ -116,6 +117,12 @@ export function createFlags(hostname: string): NsqlookupdFlags {
       d.legacyHttpApi,
       "serve the NSQ 0.x HTTP API (wrapped responses, GET on mutating routes, old route names) " +
         "to clients that do not ask for v1",
+    ),
+    httpGuard: set.bool(
+      "http-guard",
+      d.httpGuard,
+      "relay HTTP connections through a guard enforcing header, body and idle timeouts and a " +
+        "connection cap; false serves Deno.serve directly (faster, for use behind a proxy)",
     ),
     logFormat: set.value<LogFormat>("log-format", {
       initial: d.logFormat,
@@ -343,6 +350,7 @@ function resolveOptions(
     tombstoneLifetimeMs: nsToMs(pick(flags.tombstoneLifetime, coerceDuration)),
     maxIdentifySize: pick(flags.maxIdentifySize, coerceIdentifySize),
     legacyHttpApi: pick(flags.legacyHttpApi, coerceBool),
+    httpGuard: pick(flags.httpGuard, coerceBool),
   };
 }
 

@@ -9,6 +9,8 @@ import {
 } from "./address.ts";
 import { createDaemonMetrics, type DaemonMetrics } from "./daemon_metrics.ts";
 import { createHttpApi, type HttpHandler } from "./http_api.ts";
+import { HttpGuard } from "./http_guard.ts";
+import { connectionLimits, openFilesLimit } from "./limits.ts";
 import { goJsonString } from "./json.ts";
 import type { Logger } from "./logger.ts";
 import type { Options } from "./options.ts";
@@ -41,6 +43,8 @@ export interface Daemon {
   readonly httpAddr: Deno.NetAddr;
   readonly registry: Registry;
   readonly tcpServer: TcpServer;
+  /** The relay in front of Deno.serve that enforces the HTTP limits (absent with --http-guard=false). */
+  readonly httpGuard: HttpGuard | undefined;
   readonly handler: HttpHandler;
   readonly metrics: DaemonMetrics;
   /** Stops accepting, closes clients, lets in-flight HTTP requests finish (bounded). */
@@ -100,29 +104,72 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     metrics: metrics.render,
   });
 
+  // Caps that keep the process below its descriptor limit (see limits.ts).
+  const limits = connectionLimits(openFilesLimit());
   const listener = bind(
     options.tcpAddress,
     (hostname, port) => Deno.listen({ hostname, port, transport: "tcp" }),
   );
+  const serveOptions = {
+    onListen: () => {},
+    onError: (error: unknown): Response => {
+      logger.error(`HTTP: request failed - ${describe(error)}`);
+      return new Response(null, { status: 500 });
+    },
+  };
   let http: Deno.HttpServer<Deno.NetAddr>;
-  try {
-    http = bind(options.httpAddress, (hostname, port) =>
-      Deno.serve({
-        hostname,
-        port,
-        onListen: () => {},
-        onError: (error) => {
-          logger.error(`HTTP: request failed - ${describe(error)}`);
-          return new Response(null, { status: 500 });
-        },
-      }, handler));
-  } catch (error) {
-    listener.close();
-    throw error;
+  let httpGuard: HttpGuard | undefined;
+  let httpAddr: Deno.NetAddr;
+  if (!options.httpGuard) {
+    try {
+      http = bind(
+        options.httpAddress,
+        (hostname, port) => Deno.serve({ ...serveOptions, hostname, port }, handler),
+      );
+    } catch (error) {
+      listener.close();
+      throw error;
+    }
+    httpAddr = http.addr;
+  } else {
+    // The public HTTP port is ours (HttpGuard: timeouts, connection cap); it
+    // relays to Deno.serve on a private loopback port.
+    let httpListener: Deno.TcpListener;
+    try {
+      httpListener = bind(
+        options.httpAddress,
+        (hostname, port) => Deno.listen({ hostname, port, transport: "tcp" }),
+      );
+    } catch (error) {
+      listener.close();
+      throw error;
+    }
+    try {
+      http = Deno.serve(
+        { ...serveOptions, hostname: "127.0.0.1", port: 0 },
+        (request, info) =>
+          handler(request, {
+            // Requests only arrive through the guard, which exists by then.
+            remoteAddr: guard.clientAddress(info.remoteAddr),
+          }),
+      );
+    } catch (error) {
+      listener.close();
+      httpListener.close();
+      throw new ListenError(options.httpAddress, describe(error));
+    }
+    const guard = new HttpGuard({
+      listener: httpListener,
+      upstream: http.addr,
+      logger,
+      maxConnections: limits.http,
+    });
+    guard.start();
+    httpGuard = guard;
+    httpAddr = httpListener.addr;
   }
 
   const tcpAddr = listener.addr;
-  const httpAddr = http.addr;
   const identifyResponse = `{"broadcast_address":${
     goJsonString(options.broadcastAddress)
   },"hostname":${
@@ -138,6 +185,7 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     identifyResponse,
     idleTimeoutMs: options.inactiveProducerTimeoutMs,
     observer: metrics.tcp,
+    maxConnections: limits.tcp,
   });
   tcpServer.start();
   logger.info(`TCP: listening on ${formatNetAddr(tcpAddr)}`, { address: formatNetAddr(tcpAddr) });
@@ -150,6 +198,7 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     stopping ??= (async () => {
       await tcpServer.close();
       logger.info(`HTTP: closing ${formatNetAddr(httpAddr)}`, { address: formatNetAddr(httpAddr) });
+      httpGuard?.stopAccepting();
       let timer: ReturnType<typeof setTimeout> | undefined;
       const grace = new Promise<void>((resolve) => {
         timer = setTimeout(() => {
@@ -159,9 +208,10 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
       });
       await Promise.race([http.shutdown(), grace]);
       clearTimeout(timer);
+      await httpGuard?.close();
     })();
     return stopping;
   };
 
-  return { tcpAddr, httpAddr, registry, tcpServer, handler, metrics, shutdown };
+  return { tcpAddr, httpAddr, registry, tcpServer, httpGuard, handler, metrics, shutdown };
 }

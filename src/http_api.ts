@@ -447,6 +447,8 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
       return toResponse(httpError(404, NOT_FOUND), format);
     }
     const location = query === undefined ? canonical : `${canonical}?${query}`;
+    // Header values are byte strings: send the client's query bytes back as they came.
+    const locationHeader = latin1(location);
     const status = method === "GET" ? 301 : 308;
     const text = status === 301 ? "Moved Permanently" : "Permanent Redirect";
     return new Response(
@@ -454,8 +456,8 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
       {
         status,
         headers: method === "GET"
-          ? [["Location", location], ["Content-Type", "text/html; charset=utf-8"]]
-          : [["Location", location]],
+          ? [["Location", locationHeader], ["Content-Type", "text/html; charset=utf-8"]]
+          : [["Location", locationHeader]],
       },
     );
   };
@@ -585,6 +587,15 @@ export function cleanPath(path: string): string {
 
 function stripTrailingSlash(path: string): string {
   return path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
+}
+
+const utf8Encoder = new TextEncoder();
+
+/** UTF-8 bytes as a one-char-per-byte string, the only form a header value may take. */
+function latin1(text: string): string {
+  // deno-lint-ignore no-control-regex
+  if (/^[\x00-\x7f]*$/.test(text)) return text;
+  return String.fromCharCode(...utf8Encoder.encode(text));
 }
 
 function escapeHtml(text: string): string {

@@ -13,6 +13,8 @@ export interface Options {
   logFormat: LogFormat;
   maxIdentifySize: number;
   legacyHttpApi: boolean;
+  /** Relay HTTP through HttpGuard (timeouts, connection cap) instead of serving directly. */
+  httpGuard: boolean;
 }
 
 export function defaultOptions(hostname: string): Options {
@@ -27,5 +29,6 @@ export function defaultOptions(hostname: string): Options {
     logFormat: "text",
     maxIdentifySize: 65536,
     legacyHttpApi: false,
+    httpGuard: true,
   };
 }

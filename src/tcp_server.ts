@@ -2,6 +2,13 @@
 // connection feeding a LookupSession, batched writes, and a sweeper that
 // closes connections that never sent their magic, went silent, or stopped
 // reading their responses.
+//
+// Bounds on hostile clients: a connection is not read while a write to it is
+// pending (so one that never reads its responses holds at most one read's
+// worth of replies, and is closed after the write timeout); the read buffer
+// starts small and grows only for clients that fill it; the number of
+// connections is capped (below the descriptor limit, see daemon.ts); accept()
+// failures (EMFILE when descriptors run out) back off instead of spinning.
 
 import { formatNetAddr } from "./address.ts";
 import { formatDuration } from "./duration.ts";
@@ -13,7 +20,13 @@ import { LookupSession } from "./tcp_protocol.ts";
 export const MAGIC_TIMEOUT_MS = 10_000;
 /** How long a write may stay blocked on a client that does not read. */
 export const WRITE_TIMEOUT_MS = 10_000;
-const READ_BUFFER_BYTES = 16 * 1024;
+/** First read buffer of a connection; doubled after each read that fills it. */
+export const MIN_READ_BUFFER_BYTES = 2 * 1024;
+/** Largest read buffer, so largest batch of replies pending for one connection. */
+export const MAX_READ_BUFFER_BYTES = 16 * 1024;
+/** First and last pause after a failed accept() (doubling), as Go's net/http does. */
+export const ACCEPT_BACKOFF_MIN_MS = 5;
+export const ACCEPT_BACKOFF_MAX_MS = 1_000;
 
 export interface TcpServerOptions {
   listener: Deno.TcpListener;
@@ -30,8 +43,30 @@ export interface TcpServerOptions {
   /** Period of the idle sweeper; 0 disables the timer (tests call sweep() themselves). */
   sweepIntervalMs?: number;
   observer?: TcpObserver;
+  /**
+   * Connections held at once; one more is accepted and closed at once (without
+   * a reply) so the process never runs out of descriptors. Default: no cap.
+   */
+  maxConnections?: number;
   /** Test hook: called with each session before its bytes are fed. */
   onSession?: (session: LookupSession) => void;
+  /** Test hook: wraps listener.accept() (to inject accept failures). */
+  accept?: (listener: Deno.TcpListener) => Promise<Deno.TcpConn>;
+  /** Test hook: how the accept loop pauses after a failure (default setTimeout). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** One connection as seen by tests and diagnostics. */
+export interface ConnectionStats {
+  readonly remote: string;
+  /** Bytes read from the client so far. */
+  readonly bytesRead: number;
+  /** Bytes of replies handed to a write that has not completed. */
+  readonly writingBytes: number;
+  /** Unparsed bytes the session holds between reads. */
+  readonly bufferedBytes: number;
+  /** Size of the connection's read buffer. */
+  readonly readBufferBytes: number;
 }
 
 interface Connection {
@@ -45,6 +80,9 @@ interface Connection {
   closeReason: string | undefined;
   /** Closed by the sweeper for silence: its producers are removed as idle, not disconnected. */
   idle: boolean;
+  bytesRead: number;
+  writingBytes: number;
+  readBufferBytes: number;
 }
 
 function defaultSweepInterval(idleTimeoutMs: number): number {
@@ -59,6 +97,7 @@ export class TcpServer {
   #acceptLoop: Promise<void> | undefined;
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #closing = false;
+  #refused = 0;
   readonly addr: Deno.NetAddr;
 
   constructor(options: TcpServerOptions) {
@@ -71,11 +110,35 @@ export class TcpServer {
     return this.#connections.size;
   }
 
+  /** Connections closed on accept because `maxConnections` were open. */
+  get refusedCount(): number {
+    return this.#refused;
+  }
+
+  connectionStats(): ConnectionStats[] {
+    return [...this.#connections].map((c) => ({
+      remote: c.remote,
+      bytesRead: c.bytesRead,
+      writingBytes: c.writingBytes,
+      bufferedBytes: c.session.bufferedBytes,
+      readBufferBytes: c.readBufferBytes,
+    }));
+  }
+
   start(): void {
     this.#acceptLoop = this.#accept();
     const interval = this.#options.sweepIntervalMs ??
       defaultSweepInterval(this.#options.idleTimeoutMs);
-    if (interval > 0) this.#sweeper = setInterval(() => this.sweep(), interval);
+    if (interval > 0) {
+      this.#sweeper = setInterval(() => {
+        try {
+          this.sweep();
+        } catch (error) {
+          // A throw here would be an uncaught exception: the process would exit.
+          this.#options.logger.error(`TCP: sweep failed - ${String(error)}`);
+        }
+      }, interval);
+    }
   }
 
   /** Closes connections past their magic, idle or write deadline. */
@@ -121,19 +184,40 @@ export class TcpServer {
 
   async #accept(): Promise<void> {
     const { listener, logger } = this.#options;
+    const accept = this.#options.accept ?? ((l: Deno.TcpListener) => l.accept());
+    const sleep = this.#options.sleep ??
+      ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+    const maxConnections = this.#options.maxConnections ?? Infinity;
+    let backoff = 0;
     while (!this.#closing) {
       let conn: Deno.TcpConn;
       try {
-        conn = await listener.accept();
+        conn = await accept(listener);
+        backoff = 0;
       } catch (error) {
         if (this.#closing || error instanceof Deno.errors.BadResource) return;
-        // A peer that reset before accept() completed must not stop the loop.
-        logger.error(`TCP: accept() failure - ${String(error)}`);
+        if (error instanceof Deno.errors.NotConnected) continue; // reset before accept()
+        // Out of descriptors (EMFILE) or memory: retrying at once would spin and
+        // flood the log until something closes. Pause, doubling, as Go does.
+        backoff = Math.min(ACCEPT_BACKOFF_MAX_MS, Math.max(ACCEPT_BACKOFF_MIN_MS, backoff * 2));
+        logger.error(`TCP: accept() failure - ${String(error)}; retrying in ${backoff}ms`);
+        await sleep(backoff);
         continue;
       }
       if (this.#closing) {
         closeQuietly(conn);
         return;
+      }
+      if (this.#connections.size >= maxConnections) {
+        if (this.#refused++ % 1000 === 0) {
+          logger.warn(
+            `TCP: ${this.#connections.size} connections open (the limit): closing new client(${
+              formatNetAddr(conn.remoteAddr)
+            }) (${this.#refused} refused so far)`,
+          );
+        }
+        closeQuietly(conn);
+        continue;
       }
       const handler = this.#handle(conn);
       this.#handlers.add(handler);
@@ -179,9 +263,13 @@ export class TcpServer {
       writingSince: undefined,
       closeReason: undefined,
       idle: false,
+      bytesRead: 0,
+      writingBytes: 0,
+      readBufferBytes: MIN_READ_BUFFER_BYTES,
     };
     this.#connections.add(connection);
-    const buffer = new Uint8Array(READ_BUFFER_BYTES);
+    // Small at first: thousands of mostly idle producers should not each pin 16 KiB.
+    let buffer = new Uint8Array(MIN_READ_BUFFER_BYTES);
     const out: Uint8Array[] = [];
     try {
       this.#options.onSession?.(session);
@@ -201,9 +289,16 @@ export class TcpServer {
           break;
         }
         connection.lastRead = this.#clock();
+        connection.bytesRead += n;
         const mustClose = session.feed(buffer.subarray(0, n), out);
+        // Not reading again until the replies are written is the back-pressure:
+        // a client that does not read can make us hold one read's replies, no more.
         await this.#write(connection, out);
         if (mustClose) break;
+        if (n === buffer.length && buffer.length < MAX_READ_BUFFER_BYTES) {
+          buffer = new Uint8Array(buffer.length * 2);
+          connection.readBufferBytes = buffer.length;
+        }
       }
     } catch (error) {
       // A bug in one connection's handling closes that connection only.
@@ -239,6 +334,7 @@ export class TcpServer {
     connection.writingSince = this.#clock();
     try {
       while (bytes.length > 0) {
+        connection.writingBytes = bytes.length;
         const written = await connection.conn.write(bytes);
         bytes = bytes.subarray(written);
       }
@@ -251,6 +347,7 @@ export class TcpServer {
       connection.closeReason ??= "write failed";
     } finally {
       connection.writingSince = undefined;
+      connection.writingBytes = 0;
     }
   }
 }

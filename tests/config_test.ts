@@ -14,6 +14,10 @@ const USAGE = "Usage of nsqlookupd:\n" +
   "    \tpath to config file\n" +
   "  -http-address string\n" +
   '    \t<addr>:<port> to listen on for HTTP clients (default "0.0.0.0:4161")\n' +
+  "  -http-guard\n" +
+  "    \trelay HTTP connections through a guard enforcing header, body and idle timeouts and a " +
+  "connection cap; false serves Deno.serve directly (faster, for use behind a proxy) " +
+  "(default true)\n" +
   "  -inactive-producer-timeout duration\n" +
   "    \tduration of time a producer will remain in the active list since its last ping " +
   "(default 5m0s)\n" +
@@ -178,6 +182,7 @@ Deno.test("config: every flag sets its option", () => {
     "--log-format=json",
     "--max-identify-size=0x100",
     "--legacy-http-api",
+    "--http-guard=false",
     "--verbose",
   ]);
   assert.deepEqual(got, {
@@ -191,6 +196,7 @@ Deno.test("config: every flag sets its option", () => {
     logFormat: "json",
     maxIdentifySize: 256,
     legacyHttpApi: true,
+    httpGuard: false,
   });
 });
 
@@ -273,6 +279,7 @@ Deno.test("config: every key of the file sets its option", () => {
     'log_format = "json"',
     "max_identify_size = 1024",
     "legacy_http_api = true",
+    "http_guard = false",
   ].join("\n");
   assert.deepEqual(fromFile(toml), {
     kind: "run",
@@ -288,6 +295,7 @@ Deno.test("config: every key of the file sets its option", () => {
       logFormat: "json",
       maxIdentifySize: 1024,
       legacyHttpApi: true,
+      httpGuard: false,
     },
   });
 });
