@@ -301,6 +301,13 @@ export class HttpGuard {
     return this.#relays.size;
   }
 
+  /** Relays with a write to the client blocked right now (for tests and diagnostics). */
+  get blockedWriteCount(): number {
+    let count = 0;
+    for (const relay of this.#relays) if (relay.writingSince !== undefined) count++;
+    return count;
+  }
+
   /** Newcomers closed at once because `maxConnections` were busy. */
   get refusedCount(): number {
     return this.#refused;

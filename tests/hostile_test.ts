@@ -464,6 +464,9 @@ Deno.test("HTTP: a client pipelining requests without reading is closed after th
     return steady >= 3;
   }, 15_000);
   assert.ok(sent < 256 * 1024 * 1024);
+  // The client's send stalls once the guard stops reading; the guard's own write to the
+  // client must be the blocked one before the write timeout can apply.
+  await eventually(() => g.guard.blockedWriteCount === 1, 15_000);
   g.guard.sweep(g.clock.ms + 10_001);
   await withTimeout(flood, 5_000, "the flood to end");
   conn.close();
