@@ -112,6 +112,7 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
   // they changed (version) or the clock may have changed them (validThrough).
   const lookupCache = new Map<string, { version: number; validThrough: number; body: string }>();
   let topicsCache: { version: number; body: string } | undefined;
+  let nodesCache: { version: number; validThrough: number; body: string } | undefined;
   // A peer's public fields never change after IDENTIFY: serialize each once.
   const peerJsonCache = new WeakMap<PeerInfo, string>();
   const peerJson = (peer: PeerInfo): string => {
@@ -223,12 +224,21 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
       path: "/nodes",
       method: "GET",
       handle: () => {
-        const nodes = registry.nodes().map((node) =>
+        if (
+          nodesCache !== undefined && nodesCache.version === registry.nodesVersion &&
+          registry.now() <= nodesCache.validThrough
+        ) {
+          return { kind: "json", body: nodesCache.body };
+        }
+        const answer = registry.nodesAnswer();
+        const nodes = answer.nodes.map((node) =>
           `{${peerJson(node.peer)},"tombstones":[${node.tombstones.join(",")}],"topics":${
             goJsonStringArray(node.topics)
           }}`
         );
-        return { kind: "json", body: `{"producers":[${nodes.join(",")}]}` };
+        const body = `{"producers":[${nodes.join(",")}]}`;
+        nodesCache = { version: answer.version, validThrough: answer.validThrough, body };
+        return { kind: "json", body };
       },
     },
     {

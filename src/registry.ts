@@ -117,6 +117,8 @@ export class Registry {
   #versions = 0;
   /** Version of the set of topic names (/topics). */
   #topicsVersion = 0;
+  /** Version of everything /nodes shows other than by the clock. */
+  #nodesVersion = 0;
   /** Producer entries per category, for metrics. */
   readonly #entries: Record<Category, number> = { client: 0, topic: 0, channel: 0 };
   /** Entries tombstoned at some point and still registered; pruned when counted. */
@@ -145,6 +147,7 @@ export class Registry {
     peer.lastUpdate = this.#now();
     // A peer coming back from inactivity reappears in its topics' /lookup answers.
     if (peer.lastUpdate - previous > this.#inactiveMs) {
+      this.#nodesVersion = ++this.#versions;
       for (const registration of this.#byPeer.get(peer.id) ?? []) {
         if (registration.category === "topic") this.#bump(registration.key);
       }
@@ -265,7 +268,10 @@ export class Registry {
     for (const producer of registration.producers.values()) {
       const { broadcastAddress, httpPort } = producer.peer;
       if (`${broadcastAddress}:${httpPort}` === node) {
-        if (count === 0) this.#bump(topic);
+        if (count === 0) {
+          this.#bump(topic);
+          this.#nodesVersion = ++this.#versions;
+        }
         producer.tombstoned = true;
         producer.tombstonedAt = now;
         this.#tombstoned.add(producer);
@@ -339,13 +345,27 @@ export class Registry {
 
   /** Every active identified peer with its topics and per-topic tombstone state. */
   nodes(): NodeInfo[] {
+    return this.nodesAnswer().nodes;
+  }
+
+  /** /nodes plus what a cache needs: the version and the time the answer stays valid through. */
+  nodesAnswer(): { nodes: NodeInfo[]; version: number; validThrough: number } {
     const now = this.#now();
     const peers: PeerInfo[] = [];
+    let validThrough = Infinity;
     for (const producer of this.#client.producers.values()) {
-      if (this.isActive(producer.peer, now)) peers.push(producer.peer);
+      if (this.isActive(producer.peer, now)) {
+        peers.push(producer.peer);
+        validThrough = Math.min(validThrough, producer.peer.lastUpdate + this.#inactiveMs);
+      }
+    }
+    for (const producer of this.#tombstoned) {
+      if (this.isTombstoned(producer, now)) {
+        validThrough = Math.min(validThrough, producer.tombstonedAt + this.#tombstoneMs - 1e-3);
+      }
     }
     peers.sort(compareProducers);
-    return peers.map((peer) => {
+    const nodes = peers.map((peer) => {
       const topicRegistrations: Registration[] = [];
       for (const registration of this.#byPeer.get(peer.id) ?? []) {
         if (registration.category === "topic") topicRegistrations.push(registration);
@@ -359,6 +379,12 @@ export class Registry {
         ),
       };
     });
+    return { nodes, version: this.#nodesVersion, validThrough };
+  }
+
+  /** Changes whenever /nodes may change other than by the clock. */
+  get nodesVersion(): number {
+    return this.#nodesVersion;
   }
 
   /** Every registration that has producers, sorted by name, with its producers sorted. */
@@ -537,6 +563,7 @@ export class Registry {
     registration.producers.set(peer.id, { peer, tombstoned: false, tombstonedAt: 0 });
     this.#entries[registration.category]++;
     if (registration.category === "topic") this.#bump(registration.key);
+    if (registration.category !== "channel") this.#nodesVersion = ++this.#versions;
     let memberships = this.#byPeer.get(peer.id);
     if (memberships === undefined) {
       memberships = new Set();
@@ -552,6 +579,7 @@ export class Registry {
     registration.producers.delete(peerId);
     this.#entries[registration.category]--;
     if (registration.category === "topic") this.#bump(registration.key);
+    if (registration.category !== "channel") this.#nodesVersion = ++this.#versions;
     this.#tombstoned.delete(producer);
     this.#forgetMembership(peerId, registration);
     return true;
@@ -570,6 +598,9 @@ export class Registry {
       this.#tombstoned.delete(producer);
     }
     this.#entries[registration.category] -= registration.producers.size;
+    if (registration.category !== "channel" && registration.producers.size > 0) {
+      this.#nodesVersion = ++this.#versions;
+    }
     registration.producers.clear();
     if (registration.category === "client") return;
     const entry = this.#topics.get(registration.key);

@@ -165,3 +165,38 @@ Deno.test("the topic version changes with every change a /lookup answer shows", 
   registry.registerChannel(a, "t", "c");
   assert.equal(registry.topicVersion("t"), versions.at(-1), "channel membership is not shown");
 });
+
+Deno.test("a cached /nodes follows registrations, tombstones, inactivity and deletes", async () => {
+  const { clock, registry, peer } = setup();
+  const handler = createHttpApi({
+    registry,
+    logger: createLogger({ level: "fatal", prefix: "", sink: () => {} }),
+  });
+  const nodes = async (): Promise<string> => {
+    const body = (await (await handler(new Request("http://x/nodes"))).json()) as {
+      producers: { remote_address: string; topics: string[]; tombstones: boolean[] }[];
+    };
+    return body.producers.map((p) =>
+      `${p.remote_address}:${p.topics.map((t, i) => t + (p.tombstones[i] ? "!" : "")).join("+")}`
+    ).join(" ");
+  };
+  const a = peer(1);
+  assert.equal(await nodes(), "10.0.0.1:1:");
+  registry.registerTopic(a, "t");
+  assert.equal(await nodes(), "10.0.0.1:1:t");
+  registry.registerChannel(a, "t", "c");
+  registry.registerTopic(peer(2), "u");
+  assert.equal(await nodes(), "10.0.0.1:1:t 10.0.0.2:1:u");
+  registry.tombstone("t", "n1:4151");
+  assert.equal(await nodes(), "10.0.0.1:1:t! 10.0.0.2:1:u");
+  clock.advance(TOMBSTONE_MS);
+  assert.equal(await nodes(), "10.0.0.1:1:t 10.0.0.2:1:u");
+  clock.advance(INACTIVE_MS - TOMBSTONE_MS + 1);
+  assert.equal(await nodes(), "");
+  registry.touch(a);
+  assert.equal(await nodes(), "10.0.0.1:1:t");
+  registry.deleteTopic("t");
+  assert.equal(await nodes(), "10.0.0.1:1:");
+  registry.removePeer(a.id);
+  assert.equal(await nodes(), "");
+});
