@@ -37,15 +37,14 @@ export interface Producer {
 
 export class Registration {
   readonly producers: Map<string, Producer> = new Map();
+  /** `category:key:subkey`, as the reference names registrations in /debug (sort key too). */
+  readonly name: string;
   constructor(
     readonly category: Category,
     readonly key: string,
     readonly subkey: string,
-  ) {}
-
-  /** `category:key:subkey`, as the reference names registrations in /debug. */
-  get name(): string {
-    return `${this.category}:${this.key}:${this.subkey}`;
+  ) {
+    this.name = `${category}:${key}:${subkey}`;
   }
 }
 

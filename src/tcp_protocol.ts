@@ -426,6 +426,8 @@ export class LookupSession {
   }
 
   #logRegistration(action: string, category: string, key: string, subkey: string): void {
+    // Skip building the message on the hot path when INFO is off (production runs at warn).
+    if (!this.#ctx.logger.enabled("info")) return;
     const client = this.#ctx.remoteAddress;
     this.#ctx.logger.info(
       `DB: client(${client}) ${action} category:${category} key:${key} subkey:${subkey}`,
