@@ -8,6 +8,7 @@ import { Registry } from "../src/registry.ts";
 import type { LookupSession } from "../src/tcp_protocol.ts";
 import { ACCEPT_BACKOFF_MAX_MS, ACCEPT_BACKOFF_MIN_MS, TcpServer } from "../src/tcp_server.ts";
 import {
+  type BareTcpServer,
   captureLogger,
   eventually,
   freePort,
@@ -16,6 +17,7 @@ import {
   peerBody,
   spawnDaemon,
   startDaemon,
+  startTcpServer,
   TcpClient,
   withTimeout,
 } from "./helpers.ts";
@@ -71,61 +73,30 @@ Deno.test("a producer that stops sending without closing is removed by the daemo
 });
 
 /** A TcpServer whose sessions can be made to throw, with captured logs. */
-function startFaultyServer(): {
-  server: TcpServer;
-  registry: Registry;
-  logs: string[];
-  connect(): Promise<TcpClient>;
-} & AsyncDisposable {
-  const { logger, logs } = captureLogger("warn");
-  const registry = new Registry({
-    now: Date.now,
-    inactiveProducerTimeoutMs: 300_000,
-    tombstoneLifetimeMs: 45_000,
-  });
-  const server = new TcpServer({
-    listener: Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-    registry,
-    logger,
-    maxIdentifySize: 65536,
-    identifyResponse: "{}",
-    idleTimeoutMs: 300_000,
-    sweepIntervalMs: 0,
-    // Fault injection: a line containing BOOM makes feed() throw (after the lines
-    // before it took effect); one containing CLEANUP makes close() throw as well.
-    onSession: (session: LookupSession) => {
-      const feed = session.feed.bind(session);
-      const close = session.close.bind(session);
-      let failCleanup = false;
-      session.feed = (chunk, out) => {
-        const text = decoder.decode(chunk);
-        if (text.includes("CLEANUP")) failCleanup = true;
-        const result = feed(chunk.subarray(0, Math.max(0, text.indexOf("BOOM"))), out);
-        if (text.includes("BOOM")) throw new Error("injected fault");
-        return feed(chunk, out) || result;
-      };
-      session.close = (reason) => {
-        close(reason);
-        if (failCleanup) throw new Error("injected cleanup fault");
-      };
+function startFaultyServer(): BareTcpServer {
+  return startTcpServer({
+    logLevel: "warn",
+    server: {
+      // Fault injection: a line containing BOOM makes feed() throw (after the lines
+      // before it took effect); one containing CLEANUP makes close() throw as well.
+      onSession: (session: LookupSession) => {
+        const feed = session.feed.bind(session);
+        const close = session.close.bind(session);
+        let failCleanup = false;
+        session.feed = (chunk, out) => {
+          const text = decoder.decode(chunk);
+          if (text.includes("CLEANUP")) failCleanup = true;
+          const result = feed(chunk.subarray(0, Math.max(0, text.indexOf("BOOM"))), out);
+          if (text.includes("BOOM")) throw new Error("injected fault");
+          return feed(chunk, out) || result;
+        };
+        session.close = (reason) => {
+          close(reason);
+          if (failCleanup) throw new Error("injected cleanup fault");
+        };
+      },
     },
   });
-  server.start();
-  const clients: TcpClient[] = [];
-  return {
-    server,
-    registry,
-    logs,
-    connect: async () => {
-      const client = await TcpClient.connect(server.addr.port);
-      clients.push(client);
-      return client;
-    },
-    [Symbol.asyncDispose]: async () => {
-      for (const client of clients) client.close();
-      await server.close();
-    },
-  };
 }
 
 Deno.test("an exception inside one connection's handling closes that connection only", async () => {

@@ -5,6 +5,8 @@ import assert from "node:assert/strict";
 import { type Daemon, startDaemon as start } from "../src/daemon.ts";
 import { createLogger, type Logger, type LogLevel } from "../src/logger.ts";
 import { defaultOptions, type Options } from "../src/options.ts";
+import { Registry } from "../src/registry.ts";
+import { TcpServer, type TcpServerOptions } from "../src/tcp_server.ts";
 
 export const HOSTNAME = "testhost";
 const encoder = new TextEncoder();
@@ -721,5 +723,68 @@ export function startBreakingProxy(
     url: `http://127.0.0.1:${server.addr.port}`,
     port: server.addr.port,
     [Symbol.asyncDispose]: () => server.shutdown(),
+  };
+}
+
+/** A bare TcpServer on loopback whose deadlines are driven by hand: `sweep(now)` with a ManualClock. */
+export interface BareTcpServer extends AsyncDisposable {
+  readonly server: TcpServer;
+  readonly registry: Registry;
+  readonly clock: ManualClock;
+  /** Log lines without prefix and timestamp: `WARNING: ...`. */
+  readonly logs: string[];
+  /** How often the server has read the clock (each read and each write does). */
+  clockReads(): number;
+  connect(): Promise<TcpClient>;
+}
+
+export function startTcpServer(
+  options: {
+    logLevel?: LogLevel;
+    /** Both the server's idle timeout and the registry's inactivity timeout. */
+    idleTimeoutMs?: number;
+    server?: Partial<TcpServerOptions>;
+  } = {},
+): BareTcpServer {
+  const clock = new ManualClock();
+  let reads = 0;
+  const { logger, logs } = captureLogger(options.logLevel ?? "debug");
+  const idleTimeoutMs = options.idleTimeoutMs ?? 300_000;
+  const registry = new Registry({
+    now: clock.now,
+    inactiveProducerTimeoutMs: idleTimeoutMs,
+    tombstoneLifetimeMs: 45_000,
+  });
+  const server = new TcpServer({
+    listener: Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+    registry,
+    logger,
+    maxIdentifySize: 65536,
+    identifyResponse: "{}",
+    idleTimeoutMs,
+    clock: () => {
+      reads++;
+      return clock.now();
+    },
+    sweepIntervalMs: 0,
+    ...options.server,
+  });
+  server.start();
+  const clients: TcpClient[] = [];
+  return {
+    server,
+    registry,
+    clock,
+    logs,
+    clockReads: () => reads,
+    connect: async () => {
+      const client = await TcpClient.connect(server.addr.port);
+      clients.push(client);
+      return client;
+    },
+    [Symbol.asyncDispose]: async () => {
+      for (const client of clients) client.close();
+      await server.close();
+    },
   };
 }

@@ -8,14 +8,16 @@ import { HTTP_MAX_CONNECTIONS, HttpGuard, MAX_HEAD_BYTES } from "../src/http_gua
 import { createLogger, type LogLevel } from "../src/logger.ts";
 import { Registry } from "../src/registry.ts";
 import { LookupSession } from "../src/tcp_protocol.ts";
-import { MAX_READ_BUFFER_BYTES, TcpServer } from "../src/tcp_server.ts";
+import { MAX_READ_BUFFER_BYTES } from "../src/tcp_server.ts";
 import {
+  type BareTcpServer,
   eventually,
   identifyCommand,
   ManualClock,
   peerBody,
   startDaemon,
-  TcpClient,
+  startTcpServer,
+  type TcpClient,
   withTimeout,
 } from "./helpers.ts";
 
@@ -39,55 +41,16 @@ function captured(
 }
 
 /** A bare TcpServer on loopback whose deadlines are driven by a ManualClock. */
-function startTcpServer(options: { writeTimeoutMs?: number; maxConnections?: number } = {}): {
-  server: TcpServer;
-  registry: Registry;
-  clock: ManualClock;
-  logs: string[];
-  connect(): Promise<TcpClient>;
-} & AsyncDisposable {
-  const clock = new ManualClock();
-  const { logs, logger } = captured("warn");
-  const registry = new Registry({
-    now: clock.now,
-    inactiveProducerTimeoutMs: 300_000,
-    tombstoneLifetimeMs: 45_000,
-  });
-  const server = new TcpServer({
-    listener: Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-    registry,
-    logger,
-    maxIdentifySize: 65536,
-    identifyResponse: "{}",
-    idleTimeoutMs: 1e12,
-    writeTimeoutMs: options.writeTimeoutMs,
-    maxConnections: options.maxConnections,
-    clock: clock.now,
-    sweepIntervalMs: 0,
-  });
-  server.start();
-  const clients: TcpClient[] = [];
-  return {
-    server,
-    registry,
-    clock,
-    logs,
-    connect: async () => {
-      const client = await TcpClient.connect(server.addr.port);
-      clients.push(client);
-      return client;
-    },
-    [Symbol.asyncDispose]: async () => {
-      for (const client of clients) client.close();
-      await server.close();
-    },
-  };
+function startHostileTcpServer(
+  server: { writeTimeoutMs?: number; maxConnections?: number } = {},
+): BareTcpServer {
+  return startTcpServer({ logLevel: "warn", idleTimeoutMs: 1e12, server });
 }
 
 // ---- TCP ----
 
 Deno.test("a client flooding PINGs without reading is no longer read, holds bounded memory, and is closed after the write timeout", async () => {
-  await using s = startTcpServer({ writeTimeoutMs: 10_000 });
+  await using s = startHostileTcpServer({ writeTimeoutMs: 10_000 });
   const client = await s.connect();
   await client.identify(peerBody());
   assert.equal(await client.command("REGISTER t"), "OK");
@@ -195,7 +158,7 @@ Deno.test("clients trickling bytes mid-line do not delay a normal client's round
 });
 
 Deno.test("past maxConnections a newcomer is closed at once; the connected keep working", async () => {
-  await using s = startTcpServer({ maxConnections: 3 });
+  await using s = startHostileTcpServer({ maxConnections: 3 });
   const held: TcpClient[] = [];
   for (let i = 0; i < 3; i++) {
     const client = await s.connect();

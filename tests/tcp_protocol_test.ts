@@ -3,9 +3,7 @@
 // ../../shared/reference/tcp-exchanges.txt, captured from the Go daemon.
 
 import assert from "node:assert/strict";
-import { createLogger, type LogLevel } from "../src/logger.ts";
-import { Registry } from "../src/registry.ts";
-import { TcpServer } from "../src/tcp_server.ts";
+import type { Registry } from "../src/registry.ts";
 import {
   eventually,
   framed,
@@ -13,7 +11,8 @@ import {
   ManualClock,
   peerBody,
   startDaemon,
-  TcpClient,
+  startTcpServer,
+  type TcpClient,
   type TestDaemon,
   VALID_IDENTIFY,
 } from "./helpers.ts";
@@ -165,66 +164,6 @@ async function bystander(daemon: TestDaemon): Promise<() => Promise<void>> {
 /** Every membership of `peer` is gone (the server cleans up after the socket closes). */
 async function peerRemoved(daemon: { registry: Registry }, peer: string): Promise<void> {
   await eventually(() => daemon.registry.membershipsOf(peer).length === 0);
-}
-
-/** A bare TcpServer whose timeouts are driven by hand: `sweep(now)` with a ManualClock. */
-interface SweptServer extends AsyncDisposable {
-  readonly server: TcpServer;
-  readonly registry: Registry;
-  readonly clock: ManualClock;
-  readonly logs: string[];
-  /** How often the server has read the clock (each read and each write does). */
-  clockReads(): number;
-  connect(): Promise<TcpClient>;
-}
-
-function startSweptServer(
-  options: { idleTimeoutMs?: number; writeTimeoutMs?: number; logLevel?: LogLevel } = {},
-): SweptServer {
-  const clock = new ManualClock();
-  let reads = 0;
-  const logs: string[] = [];
-  const registry = new Registry({
-    now: clock.now,
-    inactiveProducerTimeoutMs: options.idleTimeoutMs ?? 300_000,
-    tombstoneLifetimeMs: 45_000,
-  });
-  const server = new TcpServer({
-    listener: Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-    registry,
-    logger: createLogger({
-      level: options.logLevel ?? "debug",
-      prefix: "",
-      sink: (line) => logs.push(line.replace(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d\.\d{6} /, "")),
-    }),
-    maxIdentifySize: 65536,
-    identifyResponse: "{}",
-    idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
-    writeTimeoutMs: options.writeTimeoutMs,
-    clock: () => {
-      reads++;
-      return clock.now();
-    },
-    sweepIntervalMs: 0,
-  });
-  server.start();
-  const clients: TcpClient[] = [];
-  return {
-    server,
-    registry,
-    clock,
-    logs,
-    clockReads: () => reads,
-    connect: async () => {
-      const client = await TcpClient.connect(server.addr.port);
-      clients.push(client);
-      return client;
-    },
-    [Symbol.asyncDispose]: async () => {
-      for (const client of clients) client.close();
-      await server.close();
-    },
-  };
 }
 
 // ---- commands (section 2 command table) ----
@@ -939,7 +878,7 @@ Deno.test("IDENTIFY longer than --max-identify-size is refused before reading it
 // ---- [beyond] timeouts, driven by sweep(now) with a manual clock ----
 
 Deno.test("a connection without protocol magic within 10 s is closed", async () => {
-  await using s = startSweptServer();
+  await using s = startTcpServer();
   const silent = await s.connect();
   const partial = await s.connect();
   await partial.send("  V");
@@ -965,7 +904,7 @@ Deno.test("a connection without protocol magic within 10 s is closed", async () 
 });
 
 Deno.test("a connection silent for longer than the inactive timeout is closed and unregistered", async () => {
-  await using s = startSweptServer({ idleTimeoutMs: 300_000 });
+  await using s = startTcpServer({ idleTimeoutMs: 300_000 });
   const ghost = await s.connect();
   await ghost.identify(peerBody());
   assert.equal(await ghost.command("REGISTER t c"), "OK");
@@ -1020,9 +959,9 @@ Deno.test("the daemon closes connections idle past --inactive-producer-timeout",
 
 Deno.test("a client that stops reading its responses is closed after the write timeout", async () => {
   // warn: no per-PING log lines for the flood.
-  await using s = startSweptServer({
+  await using s = startTcpServer({
     idleTimeoutMs: 1e12,
-    writeTimeoutMs: 10_000,
+    server: { writeTimeoutMs: 10_000 },
     logLevel: "warn",
   });
   const client = await s.connect();
