@@ -121,8 +121,8 @@ export function createFlags(hostname: string): NsqlookupdFlags {
     httpGuard: set.bool(
       "http-guard",
       d.httpGuard,
-      "relay HTTP connections through a guard enforcing header, body and idle timeouts and a " +
-        "connection cap; false serves Deno.serve directly (faster, for use behind a proxy)",
+      "serve HTTP with the built-in HTTP/1.1 server, which enforces header, body and idle " +
+        "timeouts and a connection cap; false serves with Deno.serve (no such limits)",
     ),
     logFormat: set.value<LogFormat>("log-format", {
       initial: d.logFormat,

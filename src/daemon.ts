@@ -8,8 +8,8 @@ import {
   parseListenAddress,
 } from "./address.ts";
 import { createDaemonMetrics, type DaemonMetrics } from "./daemon_metrics.ts";
-import { createHttpApi, type HttpHandler } from "./http_api.ts";
-import { HttpGuard } from "./http_guard.ts";
+import { createHttpApi, type HttpApi, MAX_BODY_BYTES } from "./http_api.ts";
+import { HttpServer } from "./http_server.ts";
 import { connectionLimits, openFilesLimit } from "./limits.ts";
 import { goJsonString } from "./json.ts";
 import type { Logger } from "./logger.ts";
@@ -43,9 +43,9 @@ export interface Daemon {
   readonly httpAddr: Deno.NetAddr;
   readonly registry: Registry;
   readonly tcpServer: TcpServer;
-  /** The relay in front of Deno.serve that enforces the HTTP limits (absent with --http-guard=false). */
-  readonly httpGuard: HttpGuard | undefined;
-  readonly handler: HttpHandler;
+  /** Our HTTP/1.1 server, which enforces the HTTP limits (absent with --http-guard=false). */
+  readonly httpServer: HttpServer | undefined;
+  readonly handler: HttpApi;
   readonly metrics: DaemonMetrics;
   /** Stops accepting, closes clients, lets in-flight HTTP requests finish (bounded). */
   shutdown(): Promise<void>;
@@ -110,63 +110,41 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     options.tcpAddress,
     (hostname, port) => Deno.listen({ hostname, port, transport: "tcp" }),
   );
-  const serveOptions = {
-    onListen: () => {},
-    onError: (error: unknown): Response => {
-      logger.error(`HTTP: request failed - ${describe(error)}`);
-      return new Response(null, { status: 500 });
-    },
-  };
-  let http: Deno.HttpServer<Deno.NetAddr>;
-  let httpGuard: HttpGuard | undefined;
+  let http: Deno.HttpServer<Deno.NetAddr> | undefined;
+  let httpServer: HttpServer | undefined;
   let httpAddr: Deno.NetAddr;
-  if (!options.httpGuard) {
-    try {
-      http = bind(
-        options.httpAddress,
-        (hostname, port) => Deno.serve({ ...serveOptions, hostname, port }, handler),
-      );
-    } catch (error) {
-      listener.close();
-      throw error;
-    }
-    httpAddr = http.addr;
-  } else {
-    // The public HTTP port is ours (HttpGuard: timeouts, connection cap); it
-    // relays to Deno.serve on a private loopback port.
-    let httpListener: Deno.TcpListener;
-    try {
-      httpListener = bind(
+  try {
+    if (options.httpGuard) {
+      const httpListener = bind(
         options.httpAddress,
         (hostname, port) => Deno.listen({ hostname, port, transport: "tcp" }),
       );
-    } catch (error) {
-      listener.close();
-      throw error;
+      httpServer = new HttpServer({
+        listener: httpListener,
+        api: handler,
+        logger,
+        maxBodyBytes: MAX_BODY_BYTES,
+        maxConnections: limits.http,
+      });
+      httpServer.start();
+      httpAddr = httpServer.addr;
+    } else {
+      // Deno's own server: faster to set up, but without timeouts or a connection cap.
+      http = bind(options.httpAddress, (hostname, port) =>
+        Deno.serve({
+          hostname,
+          port,
+          onListen: () => {},
+          onError: (error: unknown): Response => {
+            logger.error(`HTTP: request failed - ${describe(error)}`);
+            return new Response(null, { status: 500 });
+          },
+        }, handler));
+      httpAddr = http.addr;
     }
-    try {
-      http = Deno.serve(
-        { ...serveOptions, hostname: "127.0.0.1", port: 0 },
-        (request, info) =>
-          handler(request, {
-            // Requests only arrive through the guard, which exists by then.
-            remoteAddr: guard.clientAddress(info.remoteAddr),
-          }),
-      );
-    } catch (error) {
-      listener.close();
-      httpListener.close();
-      throw new ListenError(options.httpAddress, describe(error));
-    }
-    const guard = new HttpGuard({
-      listener: httpListener,
-      upstream: http.addr,
-      logger,
-      maxConnections: limits.http,
-    });
-    guard.start();
-    httpGuard = guard;
-    httpAddr = httpListener.addr;
+  } catch (error) {
+    listener.close();
+    throw error;
   }
 
   const tcpAddr = listener.addr;
@@ -198,20 +176,22 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     stopping ??= (async () => {
       await tcpServer.close();
       logger.info(`HTTP: closing ${formatNetAddr(httpAddr)}`, { address: formatNetAddr(httpAddr) });
-      httpGuard?.stopAccepting();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const grace = new Promise<void>((resolve) => {
-        timer = setTimeout(() => {
-          logger.warn(`HTTP: in-flight requests still running after ${HTTP_SHUTDOWN_GRACE_MS}ms`);
-          resolve();
-        }, HTTP_SHUTDOWN_GRACE_MS);
-      });
-      await Promise.race([http.shutdown(), grace]);
-      clearTimeout(timer);
-      await httpGuard?.close();
+      if (httpServer !== undefined) {
+        await httpServer.close(HTTP_SHUTDOWN_GRACE_MS);
+      } else {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const grace = new Promise<void>((resolve) => {
+          timer = setTimeout(() => {
+            logger.warn(`HTTP: in-flight requests still running after ${HTTP_SHUTDOWN_GRACE_MS}ms`);
+            resolve();
+          }, HTTP_SHUTDOWN_GRACE_MS);
+        });
+        await Promise.race([http!.shutdown(), grace]);
+        clearTimeout(timer);
+      }
     })();
     return stopping;
   };
 
-  return { tcpAddr, httpAddr, registry, tcpServer, httpGuard, handler, metrics, shutdown };
+  return { tcpAddr, httpAddr, registry, tcpServer, httpServer, handler, metrics, shutdown };
 }

@@ -20,6 +20,7 @@ import {
   TOPIC_NOT_FOUND,
   URI_TOO_LONG,
 } from "./errors.ts";
+import type { HttpAnswer } from "./http1.ts";
 import { goJsonString, goJsonStringArray } from "./json.ts";
 import type { Logger } from "./logger.ts";
 import { isValidChannelName, isValidTopicName } from "./names.ts";
@@ -105,7 +106,27 @@ export interface RequestInfo {
 
 export type HttpHandler = (request: Request, info?: RequestInfo) => Response | Promise<Response>;
 
-export function createHttpApi(options: HttpApiOptions): HttpHandler {
+/** A request as the API needs it: no body (no route reads one), no URL object. */
+export interface ApiRequest {
+  readonly method: string;
+  /** The target: `/path?query`, or an absolute URL. */
+  readonly target: string;
+  readonly accept?: string;
+  /** For the request log line, e.g. `127.0.0.1:5555`. */
+  readonly remote?: string;
+  /** The body exceeded MAX_BODY_BYTES: answered 413. */
+  readonly bodyTooLarge?: boolean;
+}
+
+/**
+ * The API: a `(Request) => Response` function (tests, Deno.serve), and
+ * `answer()`, the same synchronously over a plain request (our HTTP server).
+ */
+export interface HttpApi extends HttpHandler {
+  answer(request: ApiRequest): HttpAnswer;
+}
+
+export function createHttpApi(options: HttpApiOptions): HttpApi {
   const { registry, logger, observer } = options;
   const legacy = options.legacy ?? false;
   // Serialized answers of the hot read paths, reused until the registry says
@@ -363,30 +384,24 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
     return list !== undefined && findRoute(list, method) !== undefined;
   };
 
-  const respond = (
-    request: Request,
-    info: RequestInfo | undefined,
-    started: number,
-    tooLarge: boolean,
-  ): Response => {
-    const { path, query } = splitTarget(request.url);
-    const format: Format = legacy && request.headers.get("accept") !== ACCEPT_V1 ? "legacy" : "v1";
+  const answer = (request: ApiRequest): HttpAnswer => {
+    const started = performance.now();
+    const { path, query } = splitTarget(request.target);
+    const format: Format = legacy && request.accept !== ACCEPT_V1 ? "legacy" : "v1";
     let routeLabel = UNMATCHED_ROUTE;
-    let response: Response;
-    if (tooLarge) {
+    let response: HttpAnswer;
+    if (request.bodyTooLarge) {
       // A refused body is still a request: log and count it like any other.
-      response = toResponse(httpError(413, PAYLOAD_TOO_LARGE), format);
+      response = toAnswer(httpError(413, PAYLOAD_TOO_LARGE), format);
     } else {
-      const routed = route(request, path, query, format);
+      const routed = route(request.method, path, query, format);
       response = routed.response;
       routeLabel = routed.label;
     }
     const elapsedMs = performance.now() - started;
     observer?.request(routeLabel, response.status, elapsedMs / 1000);
     if (logger.enabled("info")) {
-      const remote = info === undefined
-        ? "-"
-        : formatAddress(info.remoteAddr.hostname, info.remoteAddr.port);
+      const remote = request.remote ?? "-";
       const uri = query === undefined ? path : `${path}?${query}`;
       const elapsed = formatDuration(BigInt(Math.round(elapsedMs * 1e6)));
       logger.info(`${response.status} ${request.method} ${uri} (${remote}) ${elapsed}`, {
@@ -401,48 +416,45 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
   };
 
   const route = (
-    request: Request,
+    method: string,
     rawPath: string,
     query: string | undefined,
     format: Format,
-  ): { response: Response; label: string } => {
+  ): { response: HttpAnswer; label: string } => {
     const path = legacy ? LEGACY_ALIASES.get(rawPath) ?? rawPath : rawPath;
     const candidates = byPath.get(path);
     if (candidates === undefined) {
       return {
-        response: redirectOrNotFound(request.method, path, query, format),
+        response: redirectOrNotFound(method, path, query, format),
         label: UNMATCHED_ROUTE,
       };
     }
-    const method = request.method;
-    const answer = (response: Response): { response: Response; label: string } => ({
+    const labelled = (response: HttpAnswer): { response: HttpAnswer; label: string } => ({
       response,
       label: path,
     });
     if (method === "OPTIONS") {
-      return answer(
-        new Response(null, { status: 200, headers: [["Allow", allowHeader(candidates)]] }),
-      );
+      return labelled({ status: 200, headers: [["Allow", allowHeader(candidates)]], body: null });
     }
     const found = findRoute(candidates, method);
     if (found === undefined) {
-      return answer(
-        toResponse(httpError(405, METHOD_NOT_ALLOWED), format, [[
+      return labelled(
+        toAnswer(httpError(405, METHOD_NOT_ALLOWED), format, [[
           "Allow",
           allowHeader(candidates),
         ]]),
       );
     }
     if ((query?.length ?? 0) > MAX_QUERY_LENGTH) {
-      return answer(toResponse(httpError(414, URI_TOO_LONG), format));
+      return labelled(toAnswer(httpError(414, URI_TOO_LONG), format));
     }
     const params = found.takesParams ? parseQuery(query ?? "") : NO_PARAMS;
-    if (params === undefined) return answer(toResponse(httpError(400, INVALID_REQUEST), format));
+    if (params === undefined) return labelled(toAnswer(httpError(400, INVALID_REQUEST), format));
     try {
-      return answer(toResponse(found.handle(params), format));
+      return labelled(toAnswer(found.handle(params), format));
     } catch (error) {
       logger.error(`HTTP: ${method} ${path} failed - ${String(error)}`, { method, uri: path });
-      return answer(toResponse(httpError(500, INTERNAL_ERROR), format));
+      return labelled(toAnswer(httpError(500, INTERNAL_ERROR), format));
     }
   };
 
@@ -451,35 +463,46 @@ export function createHttpApi(options: HttpApiOptions): HttpHandler {
     path: string,
     query: string | undefined,
     format: Format,
-  ): Response => {
+  ): HttpAnswer => {
     const canonical = canonicalByFolded.get(stripTrailingSlash(cleanPath(path)).toLowerCase());
     if (canonical === undefined || canonical === path || !hasMethod(canonical, method)) {
-      return toResponse(httpError(404, NOT_FOUND), format);
+      return toAnswer(httpError(404, NOT_FOUND), format);
     }
     const location = query === undefined ? canonical : `${canonical}?${query}`;
     // Header values are byte strings: send the client's query bytes back as they came.
     const locationHeader = latin1(location);
-    const status = method === "GET" ? 301 : 308;
-    const text = status === 301 ? "Moved Permanently" : "Permanent Redirect";
-    return new Response(
-      method === "GET" ? `<a href="${escapeHtml(location)}">${text}</a>.\n\n` : null,
-      {
-        status,
-        headers: method === "GET"
-          ? [["Location", locationHeader], ["Content-Type", "text/html; charset=utf-8"]]
-          : [["Location", locationHeader]],
-      },
-    );
+    if (method !== "GET") return { status: 308, headers: [["Location", locationHeader]], body: null };
+    return {
+      status: 301,
+      headers: [["Location", locationHeader], ["Content-Type", "text/html; charset=utf-8"]],
+      body: `<a href="${escapeHtml(location)}">Moved Permanently</a>.\n\n`,
+    };
   };
 
-  return (request, info) => {
-    const started = performance.now();
-    // GET carries no body worth reading; skipping the check keeps the hot path lean.
-    if (request.method === "GET" || request.body === null) {
-      return respond(request, info, started, false);
-    }
-    return drainBody(request).then((tooLarge) => respond(request, info, started, tooLarge));
+  const handler = async (request: Request, info?: RequestInfo): Promise<Response> => {
+    // GET carries no body worth reading; skipping the check keeps this path lean.
+    const bodyTooLarge = request.method !== "GET" && request.body !== null &&
+      await drainBody(request);
+    return toWebResponse(answer({
+      method: request.method,
+      target: request.url,
+      accept: request.headers.get("accept") ?? undefined,
+      remote: info === undefined
+        ? undefined
+        : formatAddress(info.remoteAddr.hostname, info.remoteAddr.port),
+      bodyTooLarge,
+    }));
   };
+  return Object.assign(handler, { answer });
+}
+
+/** An answer as a web Response (for Deno.serve and tests). */
+export function toWebResponse(answer: HttpAnswer): Response {
+  const headers: [string, string][] = answer.headers.map(([name, value]) => [name, value]);
+  if (answer.defaultContentType !== undefined) {
+    headers.push(["Content-Type", answer.defaultContentType]);
+  }
+  return new Response(answer.body, { status: answer.status, headers });
 }
 
 /**
@@ -497,43 +520,44 @@ const ROUTER_ERRORS: ReadonlySet<string> = new Set([
 ]);
 
 /** The one place where outcomes become wire responses. */
-function toResponse(
+function toAnswer(
   outcome: Outcome,
   format: Format,
   extraHeaders: [string, string][] = [],
-): Response {
-  if (format === "legacy") return toLegacyResponse(outcome, extraHeaders);
+): HttpAnswer {
+  if (format === "legacy") return toLegacyAnswer(outcome, extraHeaders);
   switch (outcome.kind) {
     case "json":
-      return new Response(outcome.body, { status: 200, headers: JSON_HEADERS });
+      return { status: 200, headers: JSON_HEADERS, body: outcome.body };
     case "empty":
-      return new Response(null, { status: 200, headers: EMPTY_HEADERS });
+      return { status: 200, headers: EMPTY_HEADERS, body: null };
     case "text":
-      return new Response(outcome.body, {
-        status: 200,
-        headers: [["Content-Type", outcome.contentType ?? TEXT_CONTENT_TYPE]],
-      });
+      // The reference sets no type for /ping: Go's server sniffs one.
+      return outcome.contentType === undefined
+        ? { status: 200, headers: [], body: outcome.body, defaultContentType: TEXT_CONTENT_TYPE }
+        : { status: 200, headers: [["Content-Type", outcome.contentType]], body: outcome.body };
     case "http-error":
-      return new Response(`{"message":${goJsonString(outcome.code)}}`, {
+      return {
         status: outcome.status,
-        headers: [...extraHeaders, ...JSON_HEADERS],
-      });
+        headers: extraHeaders.length === 0 ? JSON_HEADERS : [...extraHeaders, ...JSON_HEADERS],
+        body: `{"message":${goJsonString(outcome.code)}}`,
+      };
   }
 }
 
-function toLegacyResponse(outcome: Outcome, extraHeaders: [string, string][]): Response {
-  const wrapped = (status: number, text: string, data: string): Response =>
-    new Response(
-      `{"status_code":${status},"status_txt":${goJsonString(text)},"data":${data}}`,
-      { status, headers: [...extraHeaders, ...LEGACY_HEADERS] },
-    );
+function toLegacyAnswer(outcome: Outcome, extraHeaders: [string, string][]): HttpAnswer {
+  const wrapped = (status: number, text: string, data: string): HttpAnswer => ({
+    status,
+    headers: [...extraHeaders, ...LEGACY_HEADERS],
+    body: `{"status_code":${status},"status_txt":${goJsonString(text)},"data":${data}}`,
+  });
   switch (outcome.kind) {
     case "json":
       return wrapped(200, "OK", outcome.body);
     case "empty":
       return wrapped(200, "OK", "null");
     case "text":
-      return toResponse(outcome, "v1");
+      return toAnswer(outcome, "v1");
     case "http-error":
       // NSQ 0.x answered every handler error with 500 and the code as status_txt.
       return wrapped(ROUTER_ERRORS.has(outcome.code) ? outcome.status : 500, outcome.code, "null");

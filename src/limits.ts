@@ -8,16 +8,16 @@
 // API to read it, and its sandbox refuses /proc/self/limits unless the process
 // runs with --allow-all. So: with the limit known, the caps are derived from
 // it; otherwise the defaults below hold, which need a hard limit of at least
-// DEFAULT_DESCRIPTORS_NEEDED (19,520) to protect the process.
+// DEFAULT_DESCRIPTORS_NEEDED (17,472) to protect the process.
 
-import { HTTP_MAX_CONNECTIONS } from "./http_guard.ts";
+import { HTTP_MAX_CONNECTIONS } from "./http_server.ts";
 
 /** Producer (TCP) connections held at most when the descriptor limit allows. */
 export const TCP_MAX_CONNECTIONS = 16_384;
 /** Descriptors kept for the runtime itself: stdio, listeners, caches, V8. */
 export const RESERVED_DESCRIPTORS = 64;
-/** An HTTP connection uses three: the client's, and both ends of the relay to Deno.serve. */
-export const DESCRIPTORS_PER_HTTP_CONNECTION = 3;
+/** An HTTP connection uses one: the client's socket (our server runs on Deno.listen). */
+export const DESCRIPTORS_PER_HTTP_CONNECTION = 1;
 
 export interface ConnectionLimits {
   tcp: number;
@@ -26,7 +26,7 @@ export interface ConnectionLimits {
   openFiles: number | undefined;
 }
 
-/** What the default caps need: TCP, three per HTTP connection, and the reserve. */
+/** What the default caps need: TCP, one per HTTP connection, and the reserve. */
 export const DEFAULT_DESCRIPTORS_NEEDED = TCP_MAX_CONNECTIONS +
   DESCRIPTORS_PER_HTTP_CONNECTION * HTTP_MAX_CONNECTIONS + RESERVED_DESCRIPTORS;
 

@@ -13,7 +13,7 @@ export interface Options {
   logFormat: LogFormat;
   maxIdentifySize: number;
   legacyHttpApi: boolean;
-  /** Relay HTTP through HttpGuard (timeouts, connection cap) instead of serving directly. */
+  /** Serve HTTP with HttpServer (timeouts, connection cap); false: with Deno.serve. */
   httpGuard: boolean;
 }
 

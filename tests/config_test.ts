@@ -15,8 +15,8 @@ const USAGE = "Usage of nsqlookupd:\n" +
   "  -http-address string\n" +
   '    \t<addr>:<port> to listen on for HTTP clients (default "0.0.0.0:4161")\n' +
   "  -http-guard\n" +
-  "    \trelay HTTP connections through a guard enforcing header, body and idle timeouts and a " +
-  "connection cap; false serves Deno.serve directly (faster, for use behind a proxy) " +
+  "    \tserve HTTP with the built-in HTTP/1.1 server, which enforces header, body and idle " +
+  "timeouts and a connection cap; false serves with Deno.serve (no such limits) " +
   "(default true)\n" +
   "  -inactive-producer-timeout duration\n" +
   "    \tduration of time a producer will remain in the active list since its last ping " +

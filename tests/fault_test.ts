@@ -238,12 +238,12 @@ Deno.test("SIGTERM during a registration storm exits 0 promptly, without error n
 
 Deno.test("the connection caps fit the descriptor limit: defaults when unknown or large enough, shares when small", () => {
   assert.deepEqual(connectionLimits(undefined), { tcp: 16_384, http: 1024, openFiles: undefined });
-  assert.equal(DEFAULT_DESCRIPTORS_NEEDED, 16_384 + 3 * 1024 + 64);
+  assert.equal(DEFAULT_DESCRIPTORS_NEEDED, 16_384 + 1024 + 64);
   assert.deepEqual(connectionLimits(1_048_576), { tcp: 16_384, http: 1024, openFiles: 1_048_576 });
-  for (const limit of [128, 1024, 4096, 19_519]) {
+  for (const limit of [128, 1024, 4096, 17_471]) {
     const { tcp, http } = connectionLimits(limit);
-    assert.ok(tcp + 3 * http + 64 <= limit, `${limit}: ${tcp} + 3 × ${http}`);
-    assert.ok(http <= (limit - 64) / 4 / 3 + 1);
+    assert.ok(tcp + http + 64 <= limit, `${limit}: ${tcp} + ${http}`);
+    assert.ok(http <= (limit - 64) / 4 + 1);
   }
   assert.equal(
     openFilesLimit(() =>

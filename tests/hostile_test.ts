@@ -4,7 +4,8 @@
 // daemon keeps its memory and connections bounded and keeps serving everyone else.
 
 import assert from "node:assert/strict";
-import { HTTP_MAX_CONNECTIONS, HttpGuard, MAX_HEAD_BYTES } from "../src/http_guard.ts";
+import { MAX_HEAD_BYTES } from "../src/http1.ts";
+import { HTTP_MAX_CONNECTIONS, HttpServer } from "../src/http_server.ts";
 import { createLogger, type LogLevel } from "../src/logger.ts";
 import { Registry } from "../src/registry.ts";
 import { LookupSession } from "../src/tcp_protocol.ts";
@@ -215,41 +216,39 @@ Deno.test("an IDENTIFY body trickled one byte per read costs linear, not quadrat
 
 // ---- HTTP ----
 
-/** An HTTP guard with a small cap in front of a trivial Deno.serve, deadlines by hand. */
-function startGuard(maxConnections: number): {
-  guard: HttpGuard;
+/** Our HTTP server with a small cap in front of a trivial API, deadlines by hand. */
+function startServer(maxConnections: number): {
+  server: HttpServer;
   clock: ManualClock;
   logs: string[];
   port: number;
   served: () => number;
 } & AsyncDisposable {
   let served = 0;
-  const upstream = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
-    served++;
-    return new Response("OK");
-  });
   const clock = new ManualClock();
   const { logs, logger } = captured("warn");
-  const guard = new HttpGuard({
+  const server = new HttpServer({
     listener: Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-    upstream: upstream.addr,
+    api: {
+      answer: () => {
+        served++;
+        return { status: 200, headers: [], body: "OK" };
+      },
+    },
     logger,
+    maxBodyBytes: 1024 * 1024,
     maxConnections,
     clock: clock.now,
     sweepIntervalMs: 0,
   });
-  guard.start();
+  server.start();
   return {
-    guard,
+    server,
     clock,
     logs,
-    port: guard.addr.port,
+    port: server.addr.port,
     served: () => served,
-    [Symbol.asyncDispose]: async () => {
-      // The relays first: a test that failed midway must not leave Deno.serve waiting on them.
-      await guard.close();
-      await upstream.shutdown();
-    },
+    [Symbol.asyncDispose]: () => server.close(),
   };
 }
 
@@ -327,7 +326,7 @@ Deno.test("1,000 idle HTTP connections and 20 slow-header ones do not stop a nor
   const idle = await openIdle(port, 1000);
   const slow = await openIdle(port, 20);
   for (const c of slow) await c.write(encoder.encode("GET /ping HTTP/1.1\r\nHost: x\r\nX-A: "));
-  await eventually(() => daemon.httpGuard!.connectionCount === 1020, 10_000);
+  await eventually(() => daemon.httpServer!.connectionCount === 1020, 10_000);
   const timed = async (): Promise<number> => {
     const started = performance.now();
     const res = await daemon.get("/lookup?topic=none");
@@ -341,18 +340,18 @@ Deno.test("1,000 idle HTTP connections and 20 slow-header ones do not stop a nor
   const more = await openIdle(port, 100);
   await sleep(100);
   assert.ok(
-    daemon.httpGuard!.connectionCount <= HTTP_MAX_CONNECTIONS,
-    `${daemon.httpGuard!.connectionCount} HTTP connections`,
+    daemon.httpServer!.connectionCount <= HTTP_MAX_CONNECTIONS,
+    `${daemon.httpServer!.connectionCount} HTTP connections`,
   );
   const second = await timed();
   assert.ok(second < 1_000, `/lookup took ${second.toFixed(0)} ms at the cap`);
   // Slow headers keep coming; the deadline runs from the first byte, not the last.
   for (const c of slow) await c.write(encoder.encode("a"));
-  daemon.httpGuard!.sweep(performance.now() + 10_001);
+  daemon.httpServer!.sweep(performance.now() + 10_001);
   await Promise.all([...idle, ...slow, ...more].map((c) => readAll(c)));
   closeAll([...idle, ...slow, ...more]);
   // The normal client's keep-alive connection has not been idle long enough to go.
-  await eventually(() => daemon.httpGuard!.connectionCount <= 1, 10_000);
+  await eventually(() => daemon.httpServer!.connectionCount <= 1, 10_000);
   assert.ok(
     daemon.logs.some((l) => l.includes("no request received in time")) &&
       daemon.logs.some((l) => l.includes("request head not received in time")),
@@ -363,24 +362,24 @@ Deno.test("1,000 idle HTTP connections and 20 slow-header ones do not stop a nor
 });
 
 Deno.test("HTTP: a keep-alive connection is closed after the idle timeout, not before", async () => {
-  await using g = startGuard(8);
+  await using g = startServer(8);
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: g.port });
   await conn.write(encoder.encode("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"));
   const buffer = new Uint8Array(4096);
   const n = await conn.read(buffer);
   assert.match(decoder.decode(buffer.subarray(0, n ?? 0)), /^HTTP\/1.1 200 OK[\s\S]*OK$/);
-  g.guard.sweep(g.clock.ms + 119_000);
-  assert.equal(g.guard.connectionCount, 1);
-  g.guard.sweep(g.clock.ms + 120_001);
+  g.server.sweep(g.clock.ms + 119_000);
+  assert.equal(g.server.connectionCount, 1);
+  g.server.sweep(g.clock.ms + 120_001);
   assert.equal(await readAll(conn), "");
   conn.close();
   assert.ok(g.logs.some((l) => l.includes("idle keep-alive connection")), g.logs.join("\n"));
 });
 
 Deno.test("HTTP: at the connection cap the longest-idle connection makes room; busy ones are not evicted", async () => {
-  await using g = startGuard(8);
+  await using g = startServer(8);
   const idle = await openIdle(g.port, 8);
-  await eventually(() => g.guard.connectionCount === 8);
+  await eventually(() => g.server.connectionCount === 8);
   // Eight newcomers that stay connected each evict one of the first (idle) eight.
   const newcomers: Deno.TcpConn[] = [];
   for (let i = 0; i < 8; i++) {
@@ -389,24 +388,24 @@ Deno.test("HTTP: at the connection cap the longest-idle connection makes room; b
     await conn.write(encoder.encode("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"));
     assert.match(await readUntil(conn, /\r\n\r\nOK$/), /^HTTP\/1.1 200 OK/);
   }
-  assert.equal(g.guard.evictedCount, 8);
+  assert.equal(g.server.evictedCount, 8);
   await Promise.all(idle.map((c) => readAll(c)));
   closeAll([...idle, ...newcomers]);
-  await eventually(() => g.guard.connectionCount === 0);
+  await eventually(() => g.server.connectionCount === 0);
   // Eight connections in the middle of a request head are busy: a newcomer is refused.
   const busy = await openIdle(g.port, 8);
   for (const c of busy) await c.write(encoder.encode("GET /ping HTTP/1.1\r\n"));
-  await eventually(() => g.guard.connectionCount === 8);
+  await eventually(() => g.server.connectionCount === 8);
   await sleep(50);
   const refused = await rawRequest(g.port, "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n");
   assert.equal(refused, "");
-  assert.equal(g.guard.refusedCount, 1);
-  assert.equal(g.guard.evictedCount, 8);
+  assert.equal(g.server.refusedCount, 1);
+  assert.equal(g.server.evictedCount, 8);
   closeAll(busy);
 });
 
 Deno.test("HTTP: a client pipelining requests without reading is closed after the write timeout", async () => {
-  await using g = startGuard(8);
+  await using g = startServer(8);
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: g.port });
   const request = encoder.encode("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n".repeat(1000));
   let sent = 0;
@@ -414,7 +413,7 @@ Deno.test("HTTP: a client pipelining requests without reading is closed after th
     try {
       while (sent < 256 * 1024 * 1024) sent += await conn.write(request);
     } catch {
-      // closed by the guard
+      // closed by the server
     }
   })();
   // Back-pressure reaches the client: it stops being able to send.
@@ -427,18 +426,18 @@ Deno.test("HTTP: a client pipelining requests without reading is closed after th
     return steady >= 3;
   }, 15_000);
   assert.ok(sent < 256 * 1024 * 1024);
-  // The client's send stalls once the guard stops reading; the guard's own write to the
+  // The client's send stalls once the server stops reading; the server's own write to the
   // client must be the blocked one before the write timeout can apply.
-  await eventually(() => g.guard.blockedWriteCount === 1, 15_000);
-  g.guard.sweep(g.clock.ms + 10_001);
+  await eventually(() => g.server.blockedWriteCount === 1, 15_000);
+  g.server.sweep(g.clock.ms + 10_001);
   await withTimeout(flood, 5_000, "the flood to end");
   conn.close();
   assert.ok(g.logs.some((l) => l.includes("response unread")), g.logs.join("\n"));
-  await eventually(() => g.guard.connectionCount === 0);
+  await eventually(() => g.server.connectionCount === 0);
 });
 
 Deno.test("HTTP: a request head over 64 KiB is 431, and the connection is closed", async () => {
-  await using g = startGuard(8);
+  await using g = startServer(8);
   const answer = await rawRequest(
     g.port,
     "GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: " + "a".repeat(MAX_HEAD_BYTES) + "\r\n\r\n",

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { createHttpApi, MAX_BODY_BYTES } from "../src/http_api.ts";
-import { RequestTracker } from "../src/http_guard.ts";
+import { RequestParser } from "../src/http1.ts";
 import { createLogger } from "../src/logger.ts";
 import { parseQuery } from "../src/query.ts";
 import { Registry } from "../src/registry.ts";
@@ -699,7 +699,7 @@ Deno.test("property: request bodies over MAX_BODY_BYTES are 413 whatever their c
   );
 });
 
-// ---- the HTTP guard's request framing ----
+// ---- our HTTP server's request framing ----
 
 /** Requests as a client writes them: heads with Content-Length or chunked bodies. */
 const httpRequest: fc.Arbitrary<{ bytes: Uint8Array; body: number }> = fc.tuple(
@@ -708,7 +708,12 @@ const httpRequest: fc.Arbitrary<{ bytes: Uint8Array; body: number }> = fc.tuple(
   fc.uint8Array({ maxLength: 300 }),
   fc.constantFrom("length", "chunked", "none"),
   fc.array(fc.integer({ min: 1, max: 120 }), { minLength: 1, maxLength: 4 }),
-  fc.array(fc.stringMatching(/^[A-Za-z-]{1,10}: [ -~]{0,30}$/), { maxLength: 4 }),
+  fc.array(
+    fc.stringMatching(/^[A-Za-z-]{1,10}: [ -~]{0,30}$/).filter((h) =>
+      !/^(host|expect|connection):/i.test(h)
+    ),
+    { maxLength: 4 },
+  ),
 ).map(([line, eol, body, framing, sizes, extra]) => {
   const headers = [line + " HTTP/1.1", "Host: x", ...extra];
   let encoded: Uint8Array;
@@ -739,27 +744,32 @@ const httpRequest: fc.Arbitrary<{ bytes: Uint8Array; body: number }> = fc.tuple(
   };
 });
 
-Deno.test("property: the HTTP guard follows pipelined requests split anywhere, and ends between requests", () => {
+Deno.test("property: the HTTP parser follows pipelined requests split anywhere, and ends between requests", () => {
   fc.assert(
     fc.property(
       fc.array(httpRequest, { minLength: 1, maxLength: 5 }),
       cutsArb,
       (requests, cuts) => {
         const bytes = concat(requests.map((r) => r.bytes));
-        const tracker = new RequestTracker();
-        const phases: string[] = [];
+        const parser = new RequestParser({ maxBodyBytes: 1024 * 1024 });
+        const targets: string[] = [];
         for (const chunk of split(bytes, cuts)) {
-          tracker.feed(chunk);
-          phases.push(tracker.phase);
+          for (const event of parser.feed(chunk)) {
+            assert.equal(event.kind, "request", JSON.stringify(event));
+            if (event.kind === "request") targets.push(`${event.head.method} ${event.head.target}`);
+          }
         }
-        assert.equal(tracker.failure, undefined);
-        assert.equal(tracker.requestsStarted, requests.length);
-        assert.equal(tracker.phase, "between");
+        assert.equal(parser.requestsStarted, requests.length);
+        assert.equal(parser.phase, "between");
+        assert.deepEqual(
+          targets,
+          requests.map((r) => new TextDecoder().decode(r.bytes).split(" HTTP/1.1")[0]),
+        );
         // Every strict prefix of the last request leaves it unfinished.
         const last = requests.at(-1)!.bytes;
-        const prefix = new RequestTracker();
+        const prefix = new RequestParser({ maxBodyBytes: 1024 * 1024 });
         prefix.feed(concat(requests.slice(0, -1).map((r) => r.bytes)));
-        prefix.feed(last.subarray(0, last.length - 1));
+        assert.deepEqual(prefix.feed(last.subarray(0, last.length - 1)), []);
         assert.notEqual(prefix.phase, "between");
       },
     ),
@@ -767,12 +777,16 @@ Deno.test("property: the HTTP guard follows pipelined requests split anywhere, a
   );
 });
 
-Deno.test("property: the HTTP guard never throws on arbitrary bytes and bounds what it keeps", () => {
+Deno.test("property: the HTTP parser never throws on arbitrary bytes and bounds what it keeps", () => {
   fc.assert(
     fc.property(fc.array(fc.uint8Array({ maxLength: 3000 }), { maxLength: 30 }), (chunks) => {
-      const tracker = new RequestTracker();
-      for (const chunk of chunks) tracker.feed(chunk);
-      assert.ok(["between", "head", "body"].includes(tracker.phase));
+      const parser = new RequestParser({ maxBodyBytes: 1024 });
+      for (const chunk of chunks) {
+        for (const event of parser.feed(chunk)) {
+          if (event.kind === "error") assert.match(event.response, /^HTTP\/1\.1 [45]\d\d /);
+        }
+      }
+      assert.ok(["between", "head", "body", "closed"].includes(parser.phase));
     }),
     { numRuns: 300 },
   );
