@@ -18,8 +18,8 @@ export interface HttpRequestHead {
   /** The request target as sent, decoded as UTF-8 (as Deno.serve hands it over). */
   readonly target: string;
   readonly version: string;
-  /** Header names in lower case, values without surrounding whitespace, in order. */
-  readonly headers: ReadonlyArray<readonly [string, string]>;
+  /** The Accept header (the only one a route reads), without surrounding whitespace. */
+  readonly accept: string | undefined;
   readonly keepAlive: boolean;
 }
 
@@ -53,8 +53,9 @@ export class RequestParser {
   readonly #maxBody: number;
   #phase: RequestPhase = "between";
   #requests = 0;
-  /** The current head so far as a binary string (one char per byte). */
-  #headText = "";
+  /** The current head's bytes so far, when it spans reads (else parsed in place). */
+  #headBuffer: Uint8Array | undefined;
+  #headLength = 0;
   /** Length of the current head line so far, and its first byte. */
   #lineLength = 0;
   #lineFirst = -1;
@@ -87,7 +88,7 @@ export class RequestParser {
       if (this.#phase === "between") {
         this.#phase = "head";
         this.#requests++;
-        this.#headText = "";
+        this.#headLength = 0;
         this.#lineLength = 0;
         this.#lineFirst = -1;
         this.#sawRequestLine = false;
@@ -104,17 +105,21 @@ export class RequestParser {
 
   #feedHead(bytes: Uint8Array, start: number, events: ParseEvent[]): number {
     let pos = start;
+    // Where this read's part of the head starts (leading empty lines are skipped).
+    let headStart = start;
     while (pos < bytes.length) {
       const lf = bytes.indexOf(LF, pos);
       const end = lf === -1 ? bytes.length : lf + 1;
-      if (this.#headText.length + (end - pos) > this.#maxHead) {
+      if (this.#headLength + (end - headStart) > this.#maxHead) {
         this.#fail(events, HEADERS_TOO_LARGE, "request head too large");
         return bytes.length;
       }
       if (this.#lineLength === 0 && end > pos) this.#lineFirst = bytes[pos];
       this.#lineLength += (lf === -1 ? end : lf) - pos;
-      this.#headText += binary(bytes, pos, end);
-      if (lf === -1) return end;
+      if (lf === -1) {
+        this.#keep(bytes.subarray(headStart, end));
+        return end;
+      }
       pos = end;
       const empty = this.#lineLength === 0 || (this.#lineLength === 1 && this.#lineFirst === CR);
       this.#lineLength = 0;
@@ -125,18 +130,40 @@ export class RequestParser {
       }
       if (!this.#sawRequestLine) {
         // Empty lines before a request line are skipped (RFC 9112 §2.2).
-        this.#headText = "";
+        this.#headLength = 0;
+        headStart = pos;
         continue;
       }
-      this.#endHead(events);
+      let head = bytes.subarray(headStart, end);
+      if (this.#headLength > 0) {
+        this.#keep(head);
+        head = this.#headBuffer!.subarray(0, this.#headLength);
+      }
+      this.#headLength = 0;
+      this.#endHead(head, events);
       return pos;
     }
+    this.#keep(bytes.subarray(headStart, pos));
     return pos;
   }
 
-  #endHead(events: ParseEvent[]): void {
-    const parsed = parseHead(this.#headText);
-    this.#headText = "";
+  /** Keeps part of a head that continues in the next read. */
+  #keep(part: Uint8Array): void {
+    if (part.length === 0) return;
+    const needed = this.#headLength + part.length;
+    if (this.#headBuffer === undefined || this.#headBuffer.length < needed) {
+      const grown = new Uint8Array(Math.min(this.#maxHead, Math.max(2 * needed, 1024)));
+      if (this.#headBuffer !== undefined) {
+        grown.set(this.#headBuffer.subarray(0, this.#headLength));
+      }
+      this.#headBuffer = grown;
+    }
+    this.#headBuffer.set(part, this.#headLength);
+    this.#headLength = needed;
+  }
+
+  #endHead(bytes: Uint8Array, events: ParseEvent[]): void {
+    const parsed = parseHead(bytes);
     if (typeof parsed === "string") {
       this.#fail(events, parsed, "malformed request head");
       return;
@@ -257,68 +284,117 @@ const UNSUPPORTED_TRANSFER_ENCODING =
 const EXPECTATION_FAILED =
   "HTTP/1.1 417 Expectation Failed\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const VERSION = /^HTTP\/(\d{1,3})\.(\d{1,3})$/;
-// deno-lint-ignore no-control-regex
-const CONTROL = /[\x00-\x1f\x7f]/;
+/** Bytes allowed in a token (method, header name): RFC 9110 tchar. */
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") {
+  TCHAR[c.charCodeAt(0)] = 1;
+}
+const SP = 0x20;
+const HTAB = 0x09;
+const COLON = 0x3a;
 
-/** The head (binary string, lines ending in LF or CRLF) → request, or the error response. */
-function parseHead(text: string): { head: HttpRequestHead; framing: Framing } | string {
-  const lines = text.split("\n");
-  lines.pop(); // after the final LF
-  lines.pop(); // the empty line
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i];
-    if (line.endsWith("\r")) lines[i] = line.slice(0, -1);
+/** Whether bytes[start, end) spell `name` (lower case) in any case. */
+function isName(bytes: Uint8Array, start: number, end: number, name: string): boolean {
+  if (end - start !== name.length) return false;
+  for (let i = 0; i < name.length; i++) {
+    if ((bytes[start + i] | 0x20) !== name.charCodeAt(i)) return false;
   }
+  return true;
+}
+
+/** A header value: bytes[start, end) without surrounding spaces and tabs, as a binary string. */
+function headerText(bytes: Uint8Array, start: number, end: number): string {
+  while (start < end && (bytes[start] === SP || bytes[start] === HTAB)) start++;
+  while (end > start && (bytes[end - 1] === SP || bytes[end - 1] === HTAB)) end--;
+  return binary(bytes, start, end);
+}
+
+/**
+ * A whole head (request line, header lines, the empty line; LF or CRLF line
+ * ends) → the request and its framing, or the error response. Works on the
+ * bytes: only the method, target and the headers that matter become strings.
+ */
+function parseHead(bytes: Uint8Array): { head: HttpRequestHead; framing: Framing } | string {
+  let lineEnd = bytes.indexOf(LF);
+  let contentEnd = lineEnd > 0 && bytes[lineEnd - 1] === CR ? lineEnd - 1 : lineEnd;
   // Request line: METHOD SP TARGET SP VERSION, split at the first two spaces as Go does.
-  const requestLine = lines[0];
-  const sp1 = requestLine.indexOf(" ");
-  const sp2 = sp1 === -1 ? -1 : requestLine.indexOf(" ", sp1 + 1);
-  if (sp2 === -1) return BAD_REQUEST;
-  const method = requestLine.slice(0, sp1);
-  const rawTarget = requestLine.slice(sp1 + 1, sp2);
-  const version = requestLine.slice(sp2 + 1);
-  const v = VERSION.exec(version);
-  if (!TOKEN.test(method) || v === null) return BAD_REQUEST;
-  if (v[1] !== "1") return UNSUPPORTED_VERSION;
-  if (rawTarget === "" || CONTROL.test(rawTarget)) return BAD_REQUEST;
-  if (rawTarget[0] !== "/" && rawTarget !== "*" && !/^https?:\/\//i.test(rawTarget)) {
-    return BAD_REQUEST;
+  const sp1 = bytes.indexOf(SP);
+  const sp2 = sp1 === -1 ? -1 : bytes.indexOf(SP, sp1 + 1);
+  if (sp1 <= 0 || sp2 === -1 || sp2 >= contentEnd || sp2 === sp1 + 1) return BAD_REQUEST;
+  for (let i = 0; i < sp1; i++) if (TCHAR[bytes[i]] === 0) return BAD_REQUEST;
+  let nonAscii = false;
+  for (let i = sp1 + 1; i < sp2; i++) {
+    const b = bytes[i];
+    if (b < 0x21 || b === 0x7f) return BAD_REQUEST;
+    if (b >= 0x80) nonAscii = true;
   }
-  const http11 = Number(v[2]) >= 1;
+  const first = bytes[sp1 + 1];
+  if (first !== 0x2f && !(sp2 === sp1 + 2 && first === 0x2a)) {
+    // Neither `/…` nor `*`: an absolute URL at most.
+    if (!/^https?:\/\//i.test(binary(bytes, sp1 + 1, Math.min(sp2, sp1 + 9)))) return BAD_REQUEST;
+  }
+  const version = binary(bytes, sp2 + 1, contentEnd);
+  let http11: boolean;
+  if (version === "HTTP/1.1") {
+    http11 = true;
+  } else if (version === "HTTP/1.0") {
+    http11 = false;
+  } else {
+    const v = /^HTTP\/(\d{1,3})\.(\d{1,3})$/.exec(version);
+    if (v === null) return BAD_REQUEST;
+    if (v[1] !== "1") return UNSUPPORTED_VERSION;
+    http11 = Number(v[2]) >= 1;
+  }
+  const method = sp1 === 3 && bytes[0] === 0x47 && bytes[1] === 0x45 && bytes[2] === 0x54
+    ? "GET"
+    : binary(bytes, 0, sp1);
+  const target = nonAscii
+    ? utf8.decode(bytes.subarray(sp1 + 1, sp2))
+    : binary(bytes, sp1 + 1, sp2);
 
-  const headers: [string, string][] = [];
   let hosts = 0;
+  let accept: string | undefined;
   let contentLength: string | undefined;
   let transferEncoding: string | undefined;
   let connection = "";
   let expect: string | undefined;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
-    const colon = line.indexOf(":");
-    // No obsolete line folding, no whitespace before the colon.
-    if (colon <= 0) return BAD_REQUEST;
-    const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) return BAD_REQUEST;
-    const lower = name.toLowerCase();
-    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "");
-    headers.push([lower, value]);
-    switch (lower) {
-      case "host":
-        hosts++;
+  while (true) {
+    const start = lineEnd + 1;
+    lineEnd = bytes.indexOf(LF, start);
+    if (lineEnd === -1) break; // (cannot happen: the head ends with an empty line)
+    contentEnd = lineEnd > start && bytes[lineEnd - 1] === CR ? lineEnd - 1 : lineEnd;
+    if (contentEnd === start) break; // the empty line
+    // name ":" value; no obsolete line folding, no whitespace before the colon.
+    let colon = start;
+    while (colon < contentEnd && TCHAR[bytes[colon]] === 1) colon++;
+    if (colon === start || colon === contentEnd || bytes[colon] !== COLON) return BAD_REQUEST;
+    switch (colon - start) {
+      case 4:
+        if (isName(bytes, start, colon, "host")) hosts++;
         break;
-      case "content-length":
-        contentLength = contentLength === undefined ? value : `${contentLength},${value}`;
+      case 6:
+        if (isName(bytes, start, colon, "accept")) {
+          accept ??= headerText(bytes, colon + 1, contentEnd);
+        } else if (isName(bytes, start, colon, "expect")) {
+          expect = headerText(bytes, colon + 1, contentEnd);
+        }
         break;
-      case "transfer-encoding":
-        transferEncoding = transferEncoding === undefined ? value : `${transferEncoding},${value}`;
+      case 10:
+        if (isName(bytes, start, colon, "connection")) {
+          connection += `,${headerText(bytes, colon + 1, contentEnd).toLowerCase()}`;
+        }
         break;
-      case "connection":
-        connection += `,${value.toLowerCase()}`;
+      case 14:
+        if (isName(bytes, start, colon, "content-length")) {
+          const value = headerText(bytes, colon + 1, contentEnd);
+          contentLength = contentLength === undefined ? value : `${contentLength},${value}`;
+        }
         break;
-      case "expect":
-        expect = value;
+      case 17:
+        if (isName(bytes, start, colon, "transfer-encoding")) {
+          const value = headerText(bytes, colon + 1, contentEnd);
+          transferEncoding = transferEncoding === undefined ? value : `${transferEncoding},${value}`;
+        }
     }
   }
   if (http11 && hosts === 0) return MISSING_HOST;
@@ -342,23 +418,19 @@ function parseHead(text: string): { head: HttpRequestHead; framing: Framing } | 
     }
     length = Number(agreed);
   }
-  const tokens = connection.split(",").map((t) => t.trim());
-  const keepAlive = http11 ? !tokens.includes("close") : tokens.includes("keep-alive");
+  let keepAlive = http11;
+  if (connection !== "") {
+    const tokens = connection.split(",").map((t) => t.trim());
+    keepAlive = http11 ? !tokens.includes("close") : tokens.includes("keep-alive");
+  }
   let expectation: Framing["expect"] = "none";
   if (expect !== undefined && expect !== "") {
     expectation = http11 && expect.toLowerCase() === "100-continue" ? "continue" : "unsupported";
   }
-  const target = /[\x80-\xff]/.test(rawTarget) ? utf8.decode(latin1Bytes(rawTarget)) : rawTarget;
   return {
-    head: { method, target, version, headers, keepAlive },
+    head: { method, target, version: http11 ? "HTTP/1.1" : "HTTP/1.0", accept, keepAlive },
     framing: { length, chunked, expect: expectation },
   };
-}
-
-/** The value of a header (the first one), or undefined. */
-export function headerValue(head: HttpRequestHead, name: string): string | undefined {
-  for (const [key, value] of head.headers) if (key === name) return value;
-  return undefined;
 }
 
 /** What a handler answers; serialized the way Go's net/http does. */
@@ -417,24 +489,125 @@ export function canonicalHeaderName(name: string): string {
 
 /** The response's bytes: status line, headers (Latin-1), body (UTF-8). */
 export function serializeResponse(answer: HttpAnswer, options: SerializeOptions): Uint8Array {
-  const body = answer.body === null ? undefined : encoder.encode(answer.body);
-  const sorted = answer.headers.map(([name, value]) => [canonicalHeaderName(name), value]);
-  if (sorted.length > 1) sorted.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  let head = `HTTP/1.1 ${answer.status} ${STATUS_TEXT[answer.status] ?? "status code"}\r\n`;
-  for (const [name, value] of sorted) head += `${name}: ${value}\r\n`;
-  head += `Date: ${options.date}\r\nContent-Length: ${body?.length ?? 0}\r\n`;
-  if (answer.defaultContentType !== undefined) {
-    head += `Content-Type: ${answer.defaultContentType}\r\n`;
+  const out = new ResponseBuffer(1024);
+  out.append(answer, options);
+  return out.bytes.slice();
+}
+
+/** Room left before a body for its head; longer heads take the slow path. */
+const HEAD_RESERVE = 1024;
+
+interface HeaderBlock {
+  /** `Name: value\r\n` lines, canonical names, sorted. */
+  readonly text: string;
+  readonly ascii: boolean;
+}
+
+// The API answers with a few constant header lists: render each once.
+const headerBlocks = new WeakMap<ReadonlyArray<readonly [string, string]>, HeaderBlock>();
+
+function headerBlock(headers: ReadonlyArray<readonly [string, string]>): HeaderBlock {
+  let block = headerBlocks.get(headers);
+  if (block === undefined) {
+    const sorted = headers.map(([name, value]) => [canonicalHeaderName(name), value]);
+    sorted.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const text = sorted.map(([name, value]) => `${name}: ${value}\r\n`).join("");
+    block = { text, ascii: isAscii(text) };
+    headerBlocks.set(headers, block);
   }
-  if (options.close) head += "Connection: close\r\n";
-  else if (options.keepAlive) head += "Connection: keep-alive\r\n";
-  head += "\r\n";
-  const headBytes = /[^\x00-\x7f]/.test(head) ? latin1Bytes(head) : encoder.encode(head);
-  if (body === undefined || body.length === 0 || options.omitBody) return headBytes;
-  const out = new Uint8Array(headBytes.length + body.length);
-  out.set(headBytes);
-  out.set(body, headBytes.length);
-  return out;
+  return block;
+}
+
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/**
+ * Responses serialized one after another into one buffer, reused from write
+ * to write: `encodeInto` a buffer that is already there costs a fraction of
+ * allocating the bytes of every response.
+ */
+export class ResponseBuffer {
+  #buffer: Uint8Array;
+  #length = 0;
+
+  constructor(capacity = 16 * 1024) {
+    this.#buffer = new Uint8Array(capacity);
+  }
+
+  get capacity(): number {
+    return this.#buffer.length;
+  }
+
+  /** What has been appended since the last reset (a view, valid until the next change). */
+  get bytes(): Uint8Array {
+    return this.#buffer.subarray(0, this.#length);
+  }
+
+  get length(): number {
+    return this.#length;
+  }
+
+  reset(): void {
+    this.#length = 0;
+  }
+
+  /** Appends bytes as they are (an interim or error response). */
+  appendBytes(bytes: Uint8Array): void {
+    this.#ensure(bytes.length);
+    this.#buffer.set(bytes, this.#length);
+    this.#length += bytes.length;
+  }
+
+  append(answer: HttpAnswer, options: SerializeOptions): void {
+    const body = answer.body ?? "";
+    // The body goes in first, after room for the head: its UTF-8 length is the Content-Length.
+    let bodyBytes = 0;
+    this.#ensure(HEAD_RESERVE + body.length);
+    if (body !== "") {
+      let done = encoder.encodeInto(body, this.#buffer.subarray(this.#length + HEAD_RESERVE));
+      if (done.read < body.length) {
+        this.#ensure(HEAD_RESERVE + body.length * 3);
+        done = encoder.encodeInto(body, this.#buffer.subarray(this.#length + HEAD_RESERVE));
+      }
+      bodyBytes = done.written;
+    }
+    const bodyAt = this.#length + HEAD_RESERVE;
+    const keptBody = options.omitBody ? 0 : bodyBytes;
+    const block = headerBlock(answer.headers);
+    let head = `HTTP/1.1 ${answer.status} ${STATUS_TEXT[answer.status] ?? "status code"}\r\n${
+      block.text
+    }Date: ${options.date}\r\nContent-Length: ${bodyBytes}\r\n`;
+    if (answer.defaultContentType !== undefined) {
+      head += `Content-Type: ${answer.defaultContentType}\r\n`;
+    }
+    if (options.close) head += "Connection: close\r\n";
+    else if (options.keepAlive) head += "Connection: keep-alive\r\n";
+    head += "\r\n";
+    if (block.ascii && head.length <= HEAD_RESERVE) {
+      const headBytes = encoder.encodeInto(head, this.#buffer.subarray(this.#length)).written;
+      this.#buffer.copyWithin(this.#length + headBytes, bodyAt, bodyAt + keptBody);
+      this.#length += headBytes + keptBody;
+      return;
+    }
+    // A long head, or header values that are bytes (a redirect's Location).
+    const bodyCopy = this.#buffer.slice(bodyAt, bodyAt + keptBody);
+    const headBytes = latin1Bytes(head);
+    this.#ensure(headBytes.length + keptBody);
+    this.#buffer.set(headBytes, this.#length);
+    this.#buffer.set(bodyCopy, this.#length + headBytes.length);
+    this.#length += headBytes.length + keptBody;
+  }
+
+  /** Makes room for `extra` more bytes after what is there. */
+  #ensure(extra: number): void {
+    const needed = this.#length + extra;
+    if (needed <= this.#buffer.length) return;
+    const grown = new Uint8Array(Math.max(needed, 2 * this.#buffer.length));
+    grown.set(this.#buffer.subarray(0, this.#length));
+    this.#buffer = grown;
+  }
 }
 
 let dateSecond = -1;

@@ -21,9 +21,8 @@ import {
   type HttpAnswer,
   httpDate,
   type HttpRequestHead,
-  headerValue,
   RequestParser,
-  serializeResponse,
+  ResponseBuffer,
 } from "./http1.ts";
 import type { Logger } from "./logger.ts";
 
@@ -38,6 +37,9 @@ const LINGER_MS = 500;
 const READ_BUFFER_BYTES = 16 * 1024;
 const ACCEPT_BACKOFF_MIN_MS = 5;
 const ACCEPT_BACKOFF_MAX_MS = 1_000;
+/** Response buffers kept for reuse, and the largest size worth keeping. */
+const POOLED_BUFFERS = 64;
+const POOLED_BUFFER_BYTES = 64 * 1024;
 const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
 const encoder = new TextEncoder();
 
@@ -77,6 +79,7 @@ export class HttpServer {
   readonly #options: HttpServerOptions;
   readonly #clock: () => number;
   readonly #connections = new Set<Connection>();
+  readonly #buffers: ResponseBuffer[] = [];
   #acceptLoop: Promise<void> | undefined;
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #accepting = true;
@@ -302,7 +305,11 @@ export class HttpServer {
         if (parser.phase !== phase || parser.requestsStarted !== started) {
           this.#setDeadline(c, parser.requestsStarted === 1 && parser.phase === "head");
         }
-        if (out !== undefined && !(await this.#write(c, out))) return;
+        if (out !== undefined) {
+          const written = await this.#write(c, out.bytes);
+          this.#release(out);
+          if (!written) return;
+        }
         if (parser.phase === "closed") {
           await this.#linger(c);
           return;
@@ -317,34 +324,46 @@ export class HttpServer {
     }
   }
 
-  /** Feeds the bytes to the parser; the responses they complete, as one buffer. */
-  #answer(c: Connection, bytes: Uint8Array): Uint8Array | undefined {
+  /** Feeds the bytes to the parser; the responses they complete, in one buffer. */
+  #answer(c: Connection, bytes: Uint8Array): ResponseBuffer | undefined {
     const events = c.parser.feed(bytes);
     if (events.length === 0) return undefined;
-    const parts: Uint8Array[] = [];
+    const out = this.#buffers.pop() ?? new ResponseBuffer();
     for (const event of events) {
       if (event.kind === "continue") {
-        parts.push(CONTINUE);
+        out.appendBytes(CONTINUE);
       } else if (event.kind === "error") {
         this.#options.logger.debug(`HTTP: bad request from ${c.remote} - ${event.reason}`);
-        parts.push(encoder.encode(event.response));
+        out.appendBytes(encoder.encode(event.response));
       } else {
-        parts.push(this.#respond(c, event.head, event.bodyTooLarge));
+        this.#respond(c, event.head, event.bodyTooLarge, out);
       }
     }
-    return parts.length === 1 ? parts[0] : concat(parts);
+    return out;
   }
 
-  #respond(c: Connection, head: HttpRequestHead, bodyTooLarge: boolean): Uint8Array {
+  /** Back to the pool once written; a buffer grown for a large body is let go. */
+  #release(buffer: ResponseBuffer): void {
+    if (buffer.capacity > POOLED_BUFFER_BYTES || this.#buffers.length >= POOLED_BUFFERS) return;
+    buffer.reset();
+    this.#buffers.push(buffer);
+  }
+
+  #respond(
+    c: Connection,
+    head: HttpRequestHead,
+    bodyTooLarge: boolean,
+    out: ResponseBuffer,
+  ): void {
     const answer = this.#options.api.answer({
       method: head.method,
       target: head.target,
-      accept: headerValue(head, "accept"),
+      accept: head.accept,
       remote: c.remote,
       bodyTooLarge,
     });
     const close = !head.keepAlive || bodyTooLarge || c.closeReason !== undefined;
-    return serializeResponse(answer, {
+    out.append(answer, {
       date: httpDate(),
       omitBody: head.method === "HEAD",
       close,
@@ -399,18 +418,6 @@ export class HttpServer {
         c.deadline = now + (o.idleTimeoutMs ?? HTTP_IDLE_TIMEOUT_MS);
     }
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const part of parts) total += part.length;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 async function readQuietly(conn: Deno.Conn, buffer: Uint8Array): Promise<number | null> {
