@@ -93,7 +93,9 @@ export class RequestParser {
         this.#lineFirst = -1;
         this.#sawRequestLine = false;
       }
-      i = this.#phase === "head" ? this.#feedHead(bytes, i, events) : this.#feedBody(bytes, i, events);
+      i = this.#phase === "head"
+        ? this.#feedHead(bytes, i, events)
+        : this.#feedBody(bytes, i, events);
     }
     return events;
   }
@@ -348,9 +350,7 @@ function parseHead(bytes: Uint8Array): { head: HttpRequestHead; framing: Framing
   const method = sp1 === 3 && bytes[0] === 0x47 && bytes[1] === 0x45 && bytes[2] === 0x54
     ? "GET"
     : binary(bytes, 0, sp1);
-  const target = nonAscii
-    ? utf8.decode(bytes.subarray(sp1 + 1, sp2))
-    : binary(bytes, sp1 + 1, sp2);
+  const target = nonAscii ? utf8.decode(bytes.subarray(sp1 + 1, sp2)) : binary(bytes, sp1 + 1, sp2);
 
   let hosts = 0;
   let accept: string | undefined;
@@ -393,7 +393,9 @@ function parseHead(bytes: Uint8Array): { head: HttpRequestHead; framing: Framing
       case 17:
         if (isName(bytes, start, colon, "transfer-encoding")) {
           const value = headerText(bytes, colon + 1, contentEnd);
-          transferEncoding = transferEncoding === undefined ? value : `${transferEncoding},${value}`;
+          transferEncoding = transferEncoding === undefined
+            ? value
+            : `${transferEncoding},${value}`;
         }
     }
   }
@@ -576,9 +578,9 @@ export class ResponseBuffer {
     const bodyAt = this.#length + HEAD_RESERVE;
     const keptBody = options.omitBody ? 0 : bodyBytes;
     const block = headerBlock(answer.headers);
-    let head = `HTTP/1.1 ${answer.status} ${STATUS_TEXT[answer.status] ?? "status code"}\r\n${
-      block.text
-    }Date: ${options.date}\r\nContent-Length: ${bodyBytes}\r\n`;
+    let head = `HTTP/1.1 ${answer.status} ${
+      STATUS_TEXT[answer.status] ?? "status code"
+    }\r\n${block.text}Date: ${options.date}\r\nContent-Length: ${bodyBytes}\r\n`;
     if (answer.defaultContentType !== undefined) {
       head += `Content-Type: ${answer.defaultContentType}\r\n`;
     }

@@ -471,7 +471,9 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
     const location = query === undefined ? canonical : `${canonical}?${query}`;
     // Header values are byte strings: send the client's query bytes back as they came.
     const locationHeader = latin1(location);
-    if (method !== "GET") return { status: 308, headers: [["Location", locationHeader]], body: null };
+    if (method !== "GET") {
+      return { status: 308, headers: [["Location", locationHeader]], body: null };
+    }
     return {
       status: 301,
       headers: [["Location", locationHeader], ["Content-Type", "text/html; charset=utf-8"]],

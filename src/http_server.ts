@@ -409,7 +409,8 @@ export class HttpServer {
     const now = this.#clock();
     switch (c.parser.phase) {
       case "head":
-        c.deadline = (firstHead ? c.acceptedAt : now) + (o.headerTimeoutMs ?? HTTP_HEADER_TIMEOUT_MS);
+        c.deadline = (firstHead ? c.acceptedAt : now) +
+          (o.headerTimeoutMs ?? HTTP_HEADER_TIMEOUT_MS);
         break;
       case "body":
         c.deadline = now + (o.bodyTimeoutMs ?? HTTP_BODY_TIMEOUT_MS);

@@ -788,3 +788,149 @@ export function startTcpServer(
     },
   };
 }
+
+// ---- raw HTTP over a socket ----
+
+/** Reads until EOF (or `ms`); returns what came. */
+export async function readAll(conn: Deno.Conn, ms = 5_000): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  const buffer = new Uint8Array(64 * 1024);
+  await withTimeout(
+    (async () => {
+      while (true) {
+        let n: number | null;
+        try {
+          n = await conn.read(buffer);
+        } catch {
+          n = null;
+        }
+        if (n === null) return;
+        chunks.push(buffer.slice(0, n));
+      }
+    })(),
+    ms,
+    "EOF",
+  );
+  return chunks.map((c) => decoder.decode(c)).join("");
+}
+
+/** Reads until what came matches `pattern`. */
+export async function readUntil(conn: Deno.Conn, pattern: RegExp, ms = 5_000): Promise<string> {
+  let text = "";
+  const buffer = new Uint8Array(64 * 1024);
+  await withTimeout(
+    (async () => {
+      while (!pattern.test(text)) {
+        const n = await conn.read(buffer);
+        if (n === null) throw new Error(`EOF after ${JSON.stringify(text)}`);
+        text += decoder.decode(buffer.subarray(0, n));
+      }
+    })(),
+    ms,
+    `a reply matching ${pattern}`,
+  );
+  return text;
+}
+
+export async function rawRequest(port: number, request: string | Uint8Array): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    let bytes = typeof request === "string" ? encoder.encode(request) : request;
+    while (bytes.length > 0) bytes = bytes.subarray(await conn.write(bytes));
+    return await readAll(conn);
+  } finally {
+    conn.close();
+  }
+}
+
+/** One HTTP response as it came: the head (up to the empty line) and the body bytes. */
+export interface RawResponse {
+  readonly head: string;
+  readonly body: string;
+  /** Head and body as one string, with the Date header's value replaced by `DATE`. */
+  readonly normalized: string;
+}
+
+/**
+ * An HTTP/1.1 client over one raw socket: sends bytes as given and reads
+ * responses one by one (framed by Content-Length), to assert exact bytes.
+ */
+export class RawHttpConn {
+  #pending = new Uint8Array(0);
+  private constructor(readonly conn: Deno.TcpConn) {}
+
+  static async open(port: number): Promise<RawHttpConn> {
+    return new RawHttpConn(await Deno.connect({ hostname: "127.0.0.1", port }));
+  }
+
+  async send(request: string | Uint8Array): Promise<void> {
+    let bytes = typeof request === "string" ? encoder.encode(request) : request;
+    while (bytes.length > 0) bytes = bytes.subarray(await this.conn.write(bytes));
+  }
+
+  /** The next response; a HEAD response (`noBody`) has a Content-Length but no body. */
+  async response(options: { noBody?: boolean; ms?: number } = {}): Promise<RawResponse> {
+    return await withTimeout(
+      this.#response(options.noBody ?? false),
+      options.ms ?? 5_000,
+      "a response",
+    );
+  }
+
+  async #response(noBody: boolean): Promise<RawResponse> {
+    let end: number;
+    while ((end = findHeadEnd(this.#pending)) === -1) await this.#fill();
+    const head = decoder.decode(this.#pending.subarray(0, end));
+    const length = /^HTTP\/1\.1 1\d\d /.test(head) || noBody
+      ? 0
+      : Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? "0");
+    while (this.#pending.length < end + length) await this.#fill();
+    const body = decoder.decode(this.#pending.subarray(end, end + length));
+    this.#pending = this.#pending.slice(end + length);
+    const normalized = (head + body).replace(/\r\nDate: [^\r]*/, "\r\nDate: DATE");
+    return { head, body, normalized };
+  }
+
+  /** Everything until the server closes (what was buffered included). */
+  async rest(ms = 5_000): Promise<string> {
+    const buffered = decoder.decode(this.#pending);
+    this.#pending = new Uint8Array(0);
+    return buffered + await readAll(this.conn, ms);
+  }
+
+  async #fill(): Promise<void> {
+    const buffer = new Uint8Array(64 * 1024);
+    const n = await this.conn.read(buffer);
+    if (n === null) {
+      throw new Error(`EOF after ${JSON.stringify(decoder.decode(this.#pending))}`);
+    }
+    const joined = new Uint8Array(this.#pending.length + n);
+    joined.set(this.#pending);
+    joined.set(buffer.subarray(0, n), this.#pending.length);
+    this.#pending = joined;
+  }
+
+  close(): void {
+    try {
+      this.conn.close();
+    } catch {
+      // closed already
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** Index just past the empty line ending a response head, or -1. */
+function findHeadEnd(bytes: Uint8Array): number {
+  for (let i = 3; i < bytes.length; i++) {
+    if (
+      bytes[i] === 0x0a && bytes[i - 1] === 0x0d && bytes[i - 2] === 0x0a && bytes[i - 3] === 0x0d
+    ) {
+      return i + 1;
+    }
+  }
+  return -1;
+}

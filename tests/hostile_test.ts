@@ -16,6 +16,9 @@ import {
   identifyCommand,
   ManualClock,
   peerBody,
+  rawRequest,
+  readAll,
+  readUntil,
   startDaemon,
   startTcpServer,
   type TcpClient,
@@ -250,58 +253,6 @@ function startServer(maxConnections: number): {
     served: () => served,
     [Symbol.asyncDispose]: () => server.close(),
   };
-}
-
-/** Reads until EOF (or `ms`); returns what came. */
-async function readAll(conn: Deno.Conn, ms = 5_000): Promise<string> {
-  const chunks: Uint8Array[] = [];
-  const buffer = new Uint8Array(64 * 1024);
-  await withTimeout(
-    (async () => {
-      while (true) {
-        let n: number | null;
-        try {
-          n = await conn.read(buffer);
-        } catch {
-          n = null;
-        }
-        if (n === null) return;
-        chunks.push(buffer.slice(0, n));
-      }
-    })(),
-    ms,
-    "EOF",
-  );
-  return chunks.map((c) => decoder.decode(c)).join("");
-}
-
-/** Reads until what came matches `pattern`. */
-async function readUntil(conn: Deno.Conn, pattern: RegExp, ms = 5_000): Promise<string> {
-  let text = "";
-  const buffer = new Uint8Array(64 * 1024);
-  await withTimeout(
-    (async () => {
-      while (!pattern.test(text)) {
-        const n = await conn.read(buffer);
-        if (n === null) throw new Error(`EOF after ${JSON.stringify(text)}`);
-        text += decoder.decode(buffer.subarray(0, n));
-      }
-    })(),
-    ms,
-    `a reply matching ${pattern}`,
-  );
-  return text;
-}
-
-async function rawRequest(port: number, request: string | Uint8Array): Promise<string> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    let bytes = typeof request === "string" ? encoder.encode(request) : request;
-    while (bytes.length > 0) bytes = bytes.subarray(await conn.write(bytes));
-    return await readAll(conn);
-  } finally {
-    conn.close();
-  }
 }
 
 async function openIdle(port: number, n: number): Promise<Deno.TcpConn[]> {
