@@ -478,6 +478,10 @@ async function main(): Promise<void> {
     );
     const p99 = median(ours.map((r) => r.p99));
     report("/lookup p99 at 50 concurrent", `${p99.toFixed(2)} ms`, "< 5 ms", p99 < 5);
+    report(
+      "/lookup p99 ratio to baseline p99 (median of pairs)",
+      `${median(ours.map((r, i) => r.p99 / floor[i].p99)).toFixed(2)}x`,
+    );
     const cpu = median(ours.map((r) => r.cpuUs));
     const floorCpu = median(floor.map((r) => r.cpuUs));
     report(
