@@ -295,9 +295,15 @@ export class HttpServer {
         // the client may be gone already; the first read finds out
       }
       const buffer = new Uint8Array(READ_BUFFER_BYTES);
+      // The next read is waited for while the last responses are being written
+      // (one event-loop turn less per request); a new write waits for the last.
+      let writing: Promise<boolean> | undefined;
       while (c.closeReason === undefined) {
         const n = await readQuietly(c.conn, buffer);
-        if (n === null) return;
+        if (n === null) {
+          await writing;
+          return;
+        }
         const { parser } = c;
         const phase = parser.phase;
         const started = parser.requestsStarted;
@@ -306,15 +312,19 @@ export class HttpServer {
           this.#setDeadline(c, parser.requestsStarted === 1 && parser.phase === "head");
         }
         if (out !== undefined) {
-          const written = await this.#write(c, out.bytes);
-          this.#release(out);
-          if (!written) return;
+          if (writing !== undefined && !(await writing)) {
+            this.#release(out);
+            return;
+          }
+          writing = this.#write(c, out);
         }
         if (parser.phase === "closed") {
+          if (writing !== undefined && !(await writing)) return;
           await this.#linger(c);
           return;
         }
       }
+      await writing;
     } catch (error) {
       // A bug here closes this connection only.
       this.#error("connection failed", error);
@@ -371,11 +381,17 @@ export class HttpServer {
     });
   }
 
-  async #write(c: Connection, bytes: Uint8Array): Promise<boolean> {
+  /** Writes the responses and gives their buffer back; false when the connection is to end. */
+  async #write(c: Connection, out: ResponseBuffer): Promise<boolean> {
     c.writingSince = this.#clock();
-    const written = await writeAll(c.conn, bytes);
+    const written = await writeAll(c.conn, out.bytes);
     c.writingSince = undefined;
-    if (!written || c.closeReason !== undefined) return false;
+    this.#release(out);
+    if (!written || c.closeReason !== undefined) {
+      // Ended while writing (#end waited for it): the pending read ends now.
+      this.#forceClose(c);
+      return false;
+    }
     if (c.parser.phase === "between") {
       c.deadline = this.#clock() + (this.#options.idleTimeoutMs ?? HTTP_IDLE_TIMEOUT_MS);
     }
