@@ -28,8 +28,10 @@ export type ParseEvent =
   | { readonly kind: "request"; readonly head: HttpRequestHead; readonly bodyTooLarge: boolean }
   /** The client waits for `100 Continue` before sending the body. */
   | { readonly kind: "continue" }
-  /** The stream cannot be followed: answer `response` and close. */
-  | { readonly kind: "error"; readonly response: string; readonly reason: string };
+  /** The stream cannot be followed: answer `response` (Go's raw bytes) and close. */
+  | { readonly kind: "error"; readonly response: string; readonly reason: string }
+  /** A request refused with a regular response (`417 Expectation Failed`), then close. */
+  | { readonly kind: "reject"; readonly answer: HttpAnswer; readonly reason: string };
 
 /** Where the client→server byte stream is, request by request. */
 export type RequestPhase = "between" | "head" | "body" | "closed";
@@ -172,7 +174,8 @@ export class RequestParser {
     }
     const { head, framing } = parsed;
     if (framing.expect === "unsupported") {
-      this.#fail(events, EXPECTATION_FAILED, "unsupported Expect");
+      this.#phase = "closed";
+      events.push({ kind: "reject", answer: EXPECTATION_FAILED, reason: "unsupported Expect" });
       return;
     }
     if (framing.chunked) {
@@ -241,7 +244,7 @@ export class RequestParser {
     } else if (this.#body === "chunk-size") {
       const semicolon = line.indexOf(";");
       const hex = (semicolon === -1 ? line : line.slice(0, semicolon)).trim();
-      if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) {
+      if (!/^[0-9a-fA-F]{1,16}$/.test(hex)) {
         this.#fail(events, BAD_REQUEST, "malformed chunked encoding");
         return bytes.length;
       }
@@ -283,8 +286,32 @@ const TOO_MANY_HOSTS = goError("400 Bad Request: too many Host headers");
 const UNSUPPORTED_VERSION = goError("505 HTTP Version Not Supported: unsupported protocol version");
 const UNSUPPORTED_TRANSFER_ENCODING =
   `HTTP/1.1 501 Not Implemented${ERROR_HEADERS}Unsupported transfer encoding`;
-const EXPECTATION_FAILED =
-  "HTTP/1.1 417 Expectation Failed\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+const INVALID_HEADER_NAME = goError("400 Bad Request: invalid header name");
+const INVALID_HEADER_VALUE = goError("400 Bad Request: invalid header value");
+const MALFORMED_HOST = goError("400 Bad Request: malformed Host header");
+/** Go's sendExpectationFailed: a handler-style response, so with Date and Content-Length. */
+const EXPECTATION_FAILED: HttpAnswer = {
+  status: 417,
+  headers: [["Connection", "close"]],
+  body: null,
+};
+
+const MAX_INT63 = 2n ** 63n - 1n;
+
+/** Bytes Go accepts in a Host header (httpguts.ValidHostHeader). */
+const HOST_BYTE = new Uint8Array(256);
+for (
+  const c of "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!$%&()*+,-.:;=[']_~"
+) {
+  HOST_BYTE[c.charCodeAt(0)] = 1;
+}
+
+function isValidHost(bytes: Uint8Array, start: number, end: number): boolean {
+  while (start < end && (bytes[start] === SP || bytes[start] === HTAB)) start++;
+  while (end > start && (bytes[end - 1] === SP || bytes[end - 1] === HTAB)) end--;
+  for (let i = start; i < end; i++) if (HOST_BYTE[bytes[i]] === 0) return false;
+  return true;
+}
 
 /** Bytes allowed in a token (method, header name): RFC 9110 tchar. */
 const TCHAR = new Uint8Array(256);
@@ -342,7 +369,8 @@ function parseHead(bytes: Uint8Array): { head: HttpRequestHead; framing: Framing
   } else if (version === "HTTP/1.0") {
     http11 = false;
   } else {
-    const v = /^HTTP\/(\d{1,3})\.(\d{1,3})$/.exec(version);
+    // Go 1.19 reads one digit each side of the dot.
+    const v = /^HTTP\/(\d)\.(\d)$/.exec(version);
     if (v === null) return BAD_REQUEST;
     if (v[1] !== "1") return UNSUPPORTED_VERSION;
     http11 = Number(v[2]) >= 1;
@@ -353,8 +381,9 @@ function parseHead(bytes: Uint8Array): { head: HttpRequestHead; framing: Framing
   const target = nonAscii ? utf8.decode(bytes.subarray(sp1 + 1, sp2)) : binary(bytes, sp1 + 1, sp2);
 
   let hosts = 0;
+  let hostValid = true;
   let accept: string | undefined;
-  let contentLength: string | undefined;
+  const contentLengths: string[] = [];
   let transferEncoding: string | undefined;
   let connection = "";
   let expect: string | undefined;
@@ -364,13 +393,22 @@ function parseHead(bytes: Uint8Array): { head: HttpRequestHead; framing: Framing
     if (lineEnd === -1) break; // (cannot happen: the head ends with an empty line)
     contentEnd = lineEnd > start && bytes[lineEnd - 1] === CR ? lineEnd - 1 : lineEnd;
     if (contentEnd === start) break; // the empty line
-    // name ":" value; no obsolete line folding, no whitespace before the colon.
-    let colon = start;
-    while (colon < contentEnd && TCHAR[bytes[colon]] === 1) colon++;
-    if (colon === start || colon === contentEnd || bytes[colon] !== COLON) return BAD_REQUEST;
+    // name ":" value. A line folded onto the previous one (obsolete) is refused.
+    if (bytes[start] === SP || bytes[start] === HTAB) return BAD_REQUEST;
+    const colon = bytes.indexOf(COLON, start);
+    if (colon === -1 || colon >= contentEnd) return BAD_REQUEST; // Go: malformed MIME header line
+    if (colon === start) continue; // Go skips a header with an empty name
+    for (let i = start; i < colon; i++) if (TCHAR[bytes[i]] === 0) return INVALID_HEADER_NAME;
+    for (let i = colon + 1; i < contentEnd; i++) {
+      const b = bytes[i];
+      if ((b < 0x20 && b !== HTAB) || b === 0x7f) return INVALID_HEADER_VALUE;
+    }
     switch (colon - start) {
       case 4:
-        if (isName(bytes, start, colon, "host")) hosts++;
+        if (isName(bytes, start, colon, "host")) {
+          hosts++;
+          if (!isValidHost(bytes, colon + 1, contentEnd)) hostValid = false;
+        }
         break;
       case 6:
         if (isName(bytes, start, colon, "accept")) {
@@ -386,8 +424,7 @@ function parseHead(bytes: Uint8Array): { head: HttpRequestHead; framing: Framing
         break;
       case 14:
         if (isName(bytes, start, colon, "content-length")) {
-          const value = headerText(bytes, colon + 1, contentEnd);
-          contentLength = contentLength === undefined ? value : `${contentLength},${value}`;
+          contentLengths.push(headerText(bytes, colon + 1, contentEnd));
         }
         break;
       case 17:
@@ -401,6 +438,7 @@ function parseHead(bytes: Uint8Array): { head: HttpRequestHead; framing: Framing
   }
   if (http11 && hosts === 0) return MISSING_HOST;
   if (hosts > 1) return TOO_MANY_HOSTS;
+  if (!hostValid) return MALFORMED_HOST;
 
   let chunked = false;
   // HTTP/1.0 has no transfer codings; Go ignores the header there.
@@ -409,25 +447,26 @@ function parseHead(bytes: Uint8Array): { head: HttpRequestHead; framing: Framing
     chunked = true;
   }
   let length = 0;
-  if (contentLength !== undefined && !chunked) {
-    let agreed: string | undefined;
-    for (const item of contentLength.split(",")) {
-      const value = item.trim();
-      if (!/^\d{1,15}$/.test(value) || (agreed !== undefined && agreed !== value)) {
-        return BAD_REQUEST;
-      }
-      agreed = value;
+  if (contentLengths.length > 0 && !chunked) {
+    // Repeated headers must agree; the value is one unsigned 63-bit decimal (an empty one: none).
+    const value = contentLengths[0];
+    if (contentLengths.some((v) => v !== value)) return BAD_REQUEST;
+    if (value !== "") {
+      if (!/^\d{1,19}$/.test(value) || BigInt(value) > MAX_INT63) return BAD_REQUEST;
+      length = Number(value);
     }
-    length = Number(agreed);
   }
+  // Go's shouldClose: `close` always closes; HTTP/1.0 stays open only when asked.
   let keepAlive = http11;
   if (connection !== "") {
     const tokens = connection.split(",").map((t) => t.trim());
-    keepAlive = http11 ? !tokens.includes("close") : tokens.includes("keep-alive");
+    keepAlive = !tokens.includes("close") && (http11 || tokens.includes("keep-alive"));
   }
+  // Go: `100-continue` is honoured on HTTP/1.1 and ignored on 1.0; any other expectation is 417.
   let expectation: Framing["expect"] = "none";
   if (expect !== undefined && expect !== "") {
-    expectation = http11 && expect.toLowerCase() === "100-continue" ? "continue" : "unsupported";
+    if (expect.toLowerCase() !== "100-continue") expectation = "unsupported";
+    else if (http11) expectation = "continue";
   }
   return {
     head: { method, target, version: http11 ? "HTTP/1.1" : "HTTP/1.0", accept, keepAlive },
@@ -455,6 +494,8 @@ export interface SerializeOptions {
   close?: boolean;
   /** Add `Connection: keep-alive` (an HTTP/1.0 client asked to keep it). */
   keepAlive?: boolean;
+  /** Answer an HTTP/1.0 request: `HTTP/1.0` status line, as Go does. */
+  http10?: boolean;
 }
 
 const STATUS_TEXT: Readonly<Record<number, string>> = {
@@ -483,7 +524,12 @@ const canonicalNames = new Map<string, string>();
 export function canonicalHeaderName(name: string): string {
   let canonical = canonicalNames.get(name);
   if (canonical === undefined) {
-    canonical = name.toLowerCase().replace(/(^|-)([a-z])/g, (_, dash, c) => dash + c.toUpperCase());
+    // Like Go, a name that is not a token is left as it is.
+    let token = name !== "";
+    for (let i = 0; i < name.length && token; i++) token = TCHAR[name.charCodeAt(i)] === 1;
+    canonical = token
+      ? name.toLowerCase().replace(/(^|-)([a-z])/g, (_, dash, c) => dash + c.toUpperCase())
+      : name;
     if (canonicalNames.size < 256) canonicalNames.set(name, canonical);
   }
   return canonical;
@@ -578,14 +624,18 @@ export class ResponseBuffer {
     const bodyAt = this.#length + HEAD_RESERVE;
     const keptBody = options.omitBody ? 0 : bodyBytes;
     const block = headerBlock(answer.headers);
-    let head = `HTTP/1.1 ${answer.status} ${
-      STATUS_TEXT[answer.status] ?? "status code"
+    let head = `HTTP/1.${options.http10 ? 0 : 1} ${answer.status} ${
+      STATUS_TEXT[answer.status] ?? `status code ${answer.status}`
     }\r\n${block.text}Date: ${options.date}\r\nContent-Length: ${bodyBytes}\r\n`;
     if (answer.defaultContentType !== undefined) {
       head += `Content-Type: ${answer.defaultContentType}\r\n`;
     }
-    if (options.close) head += "Connection: close\r\n";
-    else if (options.keepAlive) head += "Connection: keep-alive\r\n";
+    // HTTP/1.0 closes unless kept alive: Go says `close` to 1.1 clients only.
+    if (options.close) {
+      if (!options.http10) head += "Connection: close\r\n";
+    } else if (options.keepAlive) {
+      head += "Connection: keep-alive\r\n";
+    }
     head += "\r\n";
     if (block.ascii && head.length <= HEAD_RESERVE) {
       const headBytes = encoder.encodeInto(head, this.#buffer.subarray(this.#length)).written;

@@ -345,6 +345,9 @@ export class HttpServer {
       } else if (event.kind === "error") {
         this.#options.logger.debug(`HTTP: bad request from ${c.remote} - ${event.reason}`);
         out.appendBytes(encoder.encode(event.response));
+      } else if (event.kind === "reject") {
+        this.#options.logger.debug(`HTTP: request refused from ${c.remote} - ${event.reason}`);
+        out.append(event.answer, { date: httpDate() });
       } else {
         this.#respond(c, event.head, event.bodyTooLarge, out);
       }
@@ -378,6 +381,7 @@ export class HttpServer {
       omitBody: head.method === "HEAD",
       close,
       keepAlive: !close && head.version === "HTTP/1.0",
+      http10: head.version === "HTTP/1.0",
     });
   }
 
