@@ -1,5 +1,7 @@
-// The HTTP API as a plain `(Request) => Response` function over the registry,
-// testable without a socket; only daemon.ts hands it to Deno.serve.
+// The HTTP API over the registry, testable without a socket: `answer()` maps a
+// plain request to an answer synchronously (our HTTP server calls it), and the
+// API itself is a `(Request) => Response` function (tests, and Deno.serve with
+// --http-guard=false).
 
 import { formatAddress } from "./address.ts";
 import { formatDuration } from "./duration.ts";

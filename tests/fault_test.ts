@@ -10,6 +10,7 @@ import { ACCEPT_BACKOFF_MAX_MS, ACCEPT_BACKOFF_MIN_MS, TcpServer } from "../src/
 import {
   type BareTcpServer,
   captureLogger,
+  concat,
   eventually,
   freePort,
   identifyCommand,
@@ -267,16 +268,6 @@ Deno.test("the connection caps fit the descriptor limit: defaults when unknown o
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   while (bytes.length > 0) bytes = bytes.subarray(await conn.write(bytes));
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 /** spawnDaemon on ports picked here, so that the log level may hide the listening lines. */

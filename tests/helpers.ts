@@ -66,6 +66,18 @@ export function startDaemon(
   };
 }
 
+/** The parts one after another; strings as UTF-8. */
+export function concat(...parts: (string | Uint8Array)[]): Uint8Array {
+  const chunks = parts.map((p) => typeof p === "string" ? encoder.encode(p) : p);
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
 /** Encodes a 4-byte big-endian frame header + payload, as the server frames responses. */
 export function framed(payload: string): Uint8Array {
   const bytes = encoder.encode(payload);

@@ -22,6 +22,9 @@ import {
   type SerializeOptions,
   serializeResponse,
 } from "../src/http1.ts";
+import { concat } from "./helpers.ts";
+
+const concatAll = (parts: readonly Uint8Array[]): Uint8Array => concat(...parts);
 
 const encoder = new TextEncoder();
 const DATE = "Sun, 22 Nov 2026 07:06:14 GMT";
@@ -44,16 +47,6 @@ function binText(data: Uint8Array): string {
     text += String.fromCharCode(...data.subarray(i, Math.min(data.length, i + 8192)));
   }
   return text;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 /** Index of the first byte where a and b differ (or the shorter length), -1 when equal. */
@@ -564,7 +557,7 @@ Deno.test("a target containing a control byte or DEL is 400 Bad Request", () => 
   for (const byte of [0x00, 0x01, 0x09, 0x0d, 0x1f, 0x7f]) {
     const p = parser();
     const events = p.feed(
-      concat([bytes("GET /a"), new Uint8Array([byte]), bytes("b HTTP/1.1\r\nHost: x\r\n\r\n")]),
+      concatAll([bytes("GET /a"), new Uint8Array([byte]), bytes("b HTTP/1.1\r\nHost: x\r\n\r\n")]),
     );
     assert.deepEqual(events, [errorEvent(BAD)], `byte ${byte}`);
     assert.equal(p.phase, "closed");
@@ -784,7 +777,7 @@ Deno.test("a chunk size line longer than MAX_CHUNK_LINE_BYTES is 400 Bad Request
   const head = bytes("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
   const line = bytes(`1;${"x".repeat(MAX_CHUNK_LINE_BYTES)}`);
   const whole = parser();
-  assert.deepEqual(whole.feed(concat([head, line])), [errorEvent(BAD, "chunk line too long")]);
+  assert.deepEqual(whole.feed(concatAll([head, line])), [errorEvent(BAD, "chunk line too long")]);
   const split = parser();
   assert.deepEqual(split.feed(head), []);
   const events: ParseEvent[] = [];
@@ -794,7 +787,7 @@ Deno.test("a chunk size line longer than MAX_CHUNK_LINE_BYTES is 400 Bad Request
   // A long line within the limit is fine.
   const within = parser();
   assert.deepEqual(
-    within.feed(concat([head, bytes(`1;${"x".repeat(4000)}\r\na\r\n0\r\n\r\n`)])),
+    within.feed(concatAll([head, bytes(`1;${"x".repeat(4000)}\r\na\r\n0\r\n\r\n`)])),
     [request({ method: "POST" })],
   );
 });
@@ -1157,7 +1150,7 @@ Deno.test("Content-Length counts the UTF-8 bytes of a non-ASCII body, which is w
   const out = serializeResponse({ status: 200, headers: [], body: "héllo€" }, { date: DATE });
   assert.deepEqual(
     out,
-    concat([
+    concatAll([
       bytes("HTTP/1.1 200 OK\r\nDate: Sun, 22 Nov 2026 07:06:14 GMT\r\nContent-Length: 9\r\n\r\n"),
       new Uint8Array([0x68, 0xc3, 0xa9, 0x6c, 0x6c, 0x6f, 0xe2, 0x82, 0xac]),
     ]),
@@ -1176,7 +1169,7 @@ Deno.test("a header value given as a binary string is written as those raw bytes
   );
   assert.deepEqual(
     redirect,
-    concat([
+    concatAll([
       bytes("HTTP/1.1 308 Permanent Redirect\r\nLocation: /lookup?topic="),
       new Uint8Array([0xe2, 0x82, 0xac]),
       bytes("\r\nDate: Sun, 22 Nov 2026 07:06:14 GMT\r\nContent-Length: 0\r\n\r\n"),
@@ -1193,7 +1186,7 @@ Deno.test("a header value given as a binary string is written as those raw bytes
   );
   assert.deepEqual(
     moved,
-    concat([
+    concatAll([
       bin(
         "HTTP/1.1 301 Moved Permanently\r\nContent-Type: text/html; charset=utf-8\r\n" +
           `Location: ${location}\r\nDate: ${DATE}\r\nContent-Length: ${bytes(body).length}\r\n` +
@@ -1249,7 +1242,9 @@ Deno.test("several responses appended to one ResponseBuffer come out back to bac
   ];
   const buffer = new ResponseBuffer(64);
   for (const [answer, options] of answers) buffer.append(answer, options);
-  const expected = concat(answers.map(([answer, options]) => serializeResponse(answer, options)));
+  const expected = concatAll(
+    answers.map(([answer, options]) => serializeResponse(answer, options)),
+  );
   assert.equal(buffer.length, expected.length);
   assert.equal(firstDifference(buffer.bytes, expected), -1);
   assert.ok(buffer.capacity >= buffer.length);
@@ -1264,7 +1259,7 @@ Deno.test("a 3 MB ASCII body grows the buffer and is written exactly", () => {
   buffer.append(PING, { date: DATE });
   buffer.append({ status: 200, headers: JSON_HEADERS, body }, { date: DATE });
   buffer.append(PING, { date: DATE });
-  const expected = concat([
+  const expected = concatAll([
     bytes(PING_BYTES),
     bytes(
       "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n" +
@@ -1285,7 +1280,7 @@ Deno.test("a 3 MB non-ASCII body grows the buffer and is written exactly as UTF-
   const buffer = new ResponseBuffer(1024);
   buffer.append(EMPTY, { date: DATE });
   buffer.append({ status: 200, headers: [], body }, { date: DATE, close: true });
-  const expected = concat([
+  const expected = concatAll([
     bytes(EMPTY_BYTES),
     bytes(
       `HTTP/1.1 200 OK\r\nDate: ${DATE}\r\nContent-Length: ${encoded.length}\r\n` +
@@ -1383,7 +1378,7 @@ Deno.test("property: a ResponseBuffer holding random responses equals each seria
             -1,
           );
         }
-        assert.equal(firstDifference(buffer.bytes, concat(singles)), -1);
+        assert.equal(firstDifference(buffer.bytes, concatAll(singles)), -1);
       },
     ),
     { numRuns: 200 },
@@ -1426,7 +1421,7 @@ Deno.test("latin1Bytes turns each char of a binary string into one byte", () => 
   assert.deepEqual(latin1Bytes(""), new Uint8Array(0));
   assert.deepEqual(
     latin1Bytes("/lookup?topic=\xe2\x82\xac"),
-    concat([bytes("/lookup?topic="), new Uint8Array([0xe2, 0x82, 0xac])]),
+    concatAll([bytes("/lookup?topic="), new Uint8Array([0xe2, 0x82, 0xac])]),
   );
   assert.deepEqual(latin1Bytes("\x00\x7f\x80\xff"), new Uint8Array([0x00, 0x7f, 0x80, 0xff]));
 });

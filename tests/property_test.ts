@@ -11,21 +11,13 @@ import { createLogger } from "../src/logger.ts";
 import { parseQuery } from "../src/query.ts";
 import { Registry } from "../src/registry.ts";
 import { LookupSession, MAX_LINE_LENGTH } from "../src/tcp_protocol.ts";
-import { ManualClock, peerBody } from "./helpers.ts";
+import { concat, ManualClock, peerBody } from "./helpers.ts";
+
+const concatAll = (parts: readonly Uint8Array[]): Uint8Array => concat(...parts);
 
 const REMOTE = "10.1.2.3:40000";
 const IDENTIFY_RESPONSE = '{"broadcast_address":"lookupd","version":"1.3.0"}';
 const encoder = new TextEncoder();
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
 
 /** Bytes of a binary string (each char 0–255 is one byte). */
 function bin(text: string): Uint8Array {
@@ -115,13 +107,13 @@ function runSession(chunks: readonly Uint8Array[], maxIdentifySize = 1024): Sess
   session.close("disconnect");
   assert.equal(registry.membershipsOf(REMOTE).length, 0, "close() leaves nothing behind");
   return {
-    out: concat(out),
+    out: concatAll(out),
     closeFlags,
     closed,
     maxBuffered,
     logs,
     state,
-    finishOut: concat(finishOut),
+    finishOut: concatAll(finishOut),
     finalState: snapshot(registry),
   };
 }
@@ -228,7 +220,7 @@ const identifyPiece: fc.Arbitrary<Uint8Array> = fc.tuple(
 ).map(([command, body, delta, honest]) => {
   const size = honest ? body.length : body.length + delta;
   const sizeBytes = int32(Math.max(-2147483648, Math.min(2147483647, size)));
-  return concat([bin(command), sizeBytes, body]);
+  return concatAll([bin(command), sizeBytes, body]);
 });
 
 /** A line of about MAX_LINE_LENGTH bytes, ending or not. */
@@ -277,7 +269,7 @@ const validIdentify: fc.Arbitrary<Uint8Array> = fc.record({
   topology_zone: fc.constantFrom("", "z1"),
 }, { requiredKeys: [] }).map((fields) => {
   const body = encoder.encode(peerBody(fields));
-  return concat([bin("IDENTIFY\n"), int32(body.length), body]);
+  return concatAll([bin("IDENTIFY\n"), int32(body.length), body]);
 });
 
 /** A whole client byte stream: well-formed sessions (with garbage at the end), and garbage. */
@@ -290,13 +282,13 @@ const stream: fc.Arbitrary<Uint8Array> = fc.oneof(
       fc.array(validCommand, { maxLength: 12 }),
       fc.array(piece, { maxLength: 3 }),
     ).map(([before, identify, commands, tail]) =>
-      concat([bin("  V1"), before ?? new Uint8Array(0), identify, ...commands, ...tail])
+      concatAll([bin("  V1"), before ?? new Uint8Array(0), identify, ...commands, ...tail])
     ),
   },
   {
     weight: 1,
     arbitrary: fc.tuple(magic, fc.array(piece, { maxLength: 10 }))
-      .map(([m, pieces]) => concat([m, ...pieces])),
+      .map(([m, pieces]) => concatAll([m, ...pieces])),
   },
 );
 
@@ -372,7 +364,7 @@ Deno.test("property: a line without newline is refused once it exceeds MAX_LINE_
       cutsArb,
       (length, start, cuts) => {
         const line = bin((start + "x".repeat(length)).slice(0, length));
-        const run = runSession(split(concat([bin("  V1"), line]), cuts));
+        const run = runSession(split(concatAll([bin("  V1"), line]), cuts));
         assert.ok(run.maxBuffered <= MAX_LINE_LENGTH, `held ${run.maxBuffered} bytes`);
         if (length > MAX_LINE_LENGTH) {
           assert.deepEqual(frames(run.out), [
@@ -424,7 +416,11 @@ Deno.test("property: each command line is answered as section 2's table says", (
   ).map(([c, args, sep, pad]) => pad + [c, ...args].join(sep) + pad);
   fc.assert(
     fc.property(fc.array(line, { minLength: 1, maxLength: 8 }), (lines) => {
-      const identify = concat([bin("  V1IDENTIFY\n"), int32(peerBody().length), bin(peerBody())]);
+      const identify = concatAll([
+        bin("  V1IDENTIFY\n"),
+        int32(peerBody().length),
+        bin(peerBody()),
+      ]);
       const run = runSession([identify, bin(lines.join("\n") + "\n")]);
       const replies = frames(run.out);
       assert.equal(replies[0], IDENTIFY_RESPONSE);
@@ -455,7 +451,7 @@ Deno.test("property: an IDENTIFY size outside 0..max is refused before its body,
           ? bin(body + " ".repeat(size - body.length))
           : undefined;
         const run = runSession(
-          [concat([bin("  V1IDENTIFY\n"), int32(size), padded ?? new Uint8Array(0)])],
+          [concatAll([bin("  V1IDENTIFY\n"), int32(size), padded ?? new Uint8Array(0)])],
           max,
         );
         const replies = frames(run.out);
@@ -734,12 +730,12 @@ const httpRequest: fc.Arbitrary<{ bytes: Uint8Array; body: number }> = fc.tuple(
       offset += n;
     }
     parts.push(bin("0\r\nTrailer: x\r\n\r\n"));
-    encoded = concat(parts);
+    encoded = concatAll(parts);
   } else {
     encoded = new Uint8Array(0);
   }
   return {
-    bytes: concat([bin(headers.join(eol) + eol + eol), encoded]),
+    bytes: concatAll([bin(headers.join(eol) + eol + eol), encoded]),
     body: framing === "none" ? 0 : body.length,
   };
 });
@@ -750,7 +746,7 @@ Deno.test("property: the HTTP parser follows pipelined requests split anywhere, 
       fc.array(httpRequest, { minLength: 1, maxLength: 5 }),
       cutsArb,
       (requests, cuts) => {
-        const bytes = concat(requests.map((r) => r.bytes));
+        const bytes = concatAll(requests.map((r) => r.bytes));
         const parser = new RequestParser({ maxBodyBytes: 1024 * 1024 });
         const targets: string[] = [];
         for (const chunk of split(bytes, cuts)) {
@@ -768,7 +764,7 @@ Deno.test("property: the HTTP parser follows pipelined requests split anywhere, 
         // Every strict prefix of the last request leaves it unfinished.
         const last = requests.at(-1)!.bytes;
         const prefix = new RequestParser({ maxBodyBytes: 1024 * 1024 });
-        prefix.feed(concat(requests.slice(0, -1).map((r) => r.bytes)));
+        prefix.feed(concatAll(requests.slice(0, -1).map((r) => r.bytes)));
         assert.deepEqual(prefix.feed(last.subarray(0, last.length - 1)), []);
         assert.notEqual(prefix.phase, "between");
       },

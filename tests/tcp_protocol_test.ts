@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import type { Registry } from "../src/registry.ts";
 import {
+  concat,
   eventually,
   framed,
   identifyCommand,
@@ -30,18 +31,6 @@ function hex(text: string): Uint8Array {
 /** Bytes of a binary string: each char code (0–255) is one byte. */
 function bin(text: string): Uint8Array {
   return Uint8Array.from(text, (char) => char.charCodeAt(0));
-}
-
-function concat(...parts: (string | Uint8Array)[]): Uint8Array {
-  const encoder = new TextEncoder();
-  const chunks = parts.map((p) => typeof p === "string" ? encoder.encode(p) : p);
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }
 
 /** Printable, exact rendering of bytes (like Python's repr) so failures are readable. */

@@ -6,7 +6,7 @@ import { decodeIdentifyBody, type IdentifyFields } from "../src/identify.ts";
 import { createLogger } from "../src/logger.ts";
 import { Registry } from "../src/registry.ts";
 import { frame, LookupSession, MAX_LINE_LENGTH } from "../src/tcp_protocol.ts";
-import { framed, identifyCommand, ManualClock, VALID_IDENTIFY } from "./helpers.ts";
+import { concat, framed, identifyCommand, ManualClock, VALID_IDENTIFY } from "./helpers.ts";
 
 const REMOTE = "10.0.0.7:51234";
 const IDENTIFY_RESPONSE =
@@ -21,17 +21,6 @@ function bin(text: string): Uint8Array {
     const code = text.charCodeAt(i);
     if (code > 0xff) throw new Error(`not a binary string: ${text}`);
     out[i] = code;
-  }
-  return out;
-}
-
-function concat(...parts: (string | Uint8Array)[]): Uint8Array {
-  const chunks = parts.map((p) => typeof p === "string" ? encoder.encode(p) : p);
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
   }
   return out;
 }
