@@ -479,8 +479,8 @@ export interface HttpAnswer {
   readonly status: number;
   /** Headers the handler sets: written in Go's canonical form, sorted, before Date. */
   readonly headers: ReadonlyArray<readonly [string, string]>;
-  /** UTF-8 text; null for no body. */
-  readonly body: string | null;
+  /** UTF-8 text, or bytes already encoded (sent by reference when large); null for no body. */
+  readonly body: string | Uint8Array<ArrayBuffer> | null;
   /** A Content-Type Go's server adds itself (sniffed): written after Content-Length. */
   readonly defaultContentType?: string;
 }
@@ -544,6 +544,8 @@ export function serializeResponse(answer: HttpAnswer, options: SerializeOptions)
 
 /** Room left before a body for its head; longer heads take the slow path. */
 const HEAD_RESERVE = 1024;
+/** Encoded bodies above this are written from where they are, not copied. */
+const INLINE_BODY_BYTES = 16 * 1024;
 
 interface HeaderBlock {
   /** `Name: value\r\n` lines, canonical names, sorted. */
@@ -579,6 +581,10 @@ function isAscii(text: string): boolean {
 export class ResponseBuffer {
   #buffer: Uint8Array;
   #length = 0;
+  /** Finished parts before the current segment: buffer views and large encoded bodies. */
+  #parts: Uint8Array[] = [];
+  #segmentStart = 0;
+  #partsLength = 0;
 
   constructor(capacity = 16 * 1024) {
     this.#buffer = new Uint8Array(capacity);
@@ -588,17 +594,33 @@ export class ResponseBuffer {
     return this.#buffer.length;
   }
 
-  /** What has been appended since the last reset (a view, valid until the next change). */
+  /** What to write, in order (views, valid until the next change). */
+  parts(): Uint8Array[] {
+    const tail = this.#buffer.subarray(this.#segmentStart, this.#length);
+    return tail.length === 0 ? [...this.#parts] : [...this.#parts, tail];
+  }
+
+  /** Everything appended since the last reset, as one array. */
   get bytes(): Uint8Array {
-    return this.#buffer.subarray(0, this.#length);
+    if (this.#parts.length === 0) return this.#buffer.subarray(0, this.#length);
+    const out = new Uint8Array(this.length);
+    let offset = 0;
+    for (const part of this.parts()) {
+      out.set(part, offset);
+      offset += part.length;
+    }
+    return out;
   }
 
   get length(): number {
-    return this.#length;
+    return this.#partsLength + this.#length - this.#segmentStart;
   }
 
   reset(): void {
     this.#length = 0;
+    this.#parts = [];
+    this.#segmentStart = 0;
+    this.#partsLength = 0;
   }
 
   /** Appends bytes as they are (an interim or error response). */
@@ -609,6 +631,10 @@ export class ResponseBuffer {
   }
 
   append(answer: HttpAnswer, options: SerializeOptions): void {
+    if (answer.body instanceof Uint8Array) {
+      this.#appendEncoded(answer, answer.body, options);
+      return;
+    }
     const body = answer.body ?? "";
     // The body goes in first, after room for the head: its UTF-8 length is the Content-Length.
     let bodyBytes = 0;
@@ -624,19 +650,7 @@ export class ResponseBuffer {
     const bodyAt = this.#length + HEAD_RESERVE;
     const keptBody = options.omitBody ? 0 : bodyBytes;
     const block = headerBlock(answer.headers);
-    let head = `HTTP/1.${options.http10 ? 0 : 1} ${answer.status} ${
-      STATUS_TEXT[answer.status] ?? `status code ${answer.status}`
-    }\r\n${block.text}Date: ${options.date}\r\nContent-Length: ${bodyBytes}\r\n`;
-    if (answer.defaultContentType !== undefined) {
-      head += `Content-Type: ${answer.defaultContentType}\r\n`;
-    }
-    // HTTP/1.0 closes unless kept alive: Go says `close` to 1.1 clients only.
-    if (options.close) {
-      if (!options.http10) head += "Connection: close\r\n";
-    } else if (options.keepAlive) {
-      head += "Connection: keep-alive\r\n";
-    }
-    head += "\r\n";
+    const head = responseHead(answer, block, bodyBytes, options);
     if (block.ascii && head.length <= HEAD_RESERVE) {
       const headBytes = encoder.encodeInto(head, this.#buffer.subarray(this.#length)).written;
       this.#buffer.copyWithin(this.#length + headBytes, bodyAt, bodyAt + keptBody);
@@ -652,6 +666,27 @@ export class ResponseBuffer {
     this.#length += headBytes.length + keptBody;
   }
 
+  #appendEncoded(answer: HttpAnswer, body: Uint8Array, options: SerializeOptions): void {
+    const block = headerBlock(answer.headers);
+    const head = responseHead(answer, block, body.length, options);
+    if (block.ascii) {
+      this.#ensure(head.length);
+      this.#length += encoder.encodeInto(head, this.#buffer.subarray(this.#length)).written;
+    } else {
+      this.appendBytes(latin1Bytes(head));
+    }
+    if (options.omitBody || body.length === 0) return;
+    if (body.length <= INLINE_BODY_BYTES) {
+      this.appendBytes(body);
+      return;
+    }
+    const segment = this.#buffer.subarray(this.#segmentStart, this.#length);
+    if (segment.length > 0) this.#parts.push(segment);
+    this.#parts.push(body);
+    this.#partsLength += segment.length + body.length;
+    this.#segmentStart = this.#length;
+  }
+
   /** Makes room for `extra` more bytes after what is there. */
   #ensure(extra: number): void {
     const needed = this.#length + extra;
@@ -660,6 +695,28 @@ export class ResponseBuffer {
     grown.set(this.#buffer.subarray(0, this.#length));
     this.#buffer = grown;
   }
+}
+
+/** Status line and headers, Go's order: handler headers, Date, Content-Length, the rest. */
+function responseHead(
+  answer: HttpAnswer,
+  block: HeaderBlock,
+  bodyBytes: number,
+  options: SerializeOptions,
+): string {
+  let head = `HTTP/1.${options.http10 ? 0 : 1} ${answer.status} ${
+    STATUS_TEXT[answer.status] ?? `status code ${answer.status}`
+  }\r\n${block.text}Date: ${options.date}\r\nContent-Length: ${bodyBytes}\r\n`;
+  if (answer.defaultContentType !== undefined) {
+    head += `Content-Type: ${answer.defaultContentType}\r\n`;
+  }
+  // HTTP/1.0 closes unless kept alive: Go says `close` to 1.1 clients only.
+  if (options.close) {
+    if (!options.http10) head += "Connection: close\r\n";
+  } else if (options.keepAlive) {
+    head += "Connection: keep-alive\r\n";
+  }
+  return head + "\r\n";
 }
 
 let dateSecond = -1;

@@ -65,7 +65,8 @@ export const UNMATCHED_ROUTE = "unmatched";
 
 /** What a route handler produces; turned into a Response in one place. */
 type Outcome =
-  | { kind: "json"; body: string }
+  /** `encoded`: the body's UTF-8 bytes, kept with a cached answer so it is encoded once. */
+  | { kind: "json"; body: string; encoded?: Uint8Array<ArrayBuffer> }
   | { kind: "empty" }
   | { kind: "text"; body: string; contentType?: string }
   | HttpError;
@@ -134,8 +135,10 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
   // Serialized answers of the hot read paths, reused until the registry says
   // they changed (version) or the clock may have changed them (validThrough).
   const lookupCache = new Map<string, { version: number; validThrough: number; body: string }>();
-  let topicsCache: { version: number; body: string } | undefined;
-  let nodesCache: { version: number; validThrough: number; body: string } | undefined;
+  let topicsCache: { version: number; body: string; encoded: Uint8Array<ArrayBuffer> } | undefined;
+  let nodesCache:
+    | { version: number; validThrough: number; body: string; encoded: Uint8Array<ArrayBuffer> }
+    | undefined;
   // A peer's public fields never change after IDENTIFY: serialize each once.
   const peerJsonCache = new WeakMap<PeerInfo, string>();
   const peerJson = (peer: PeerInfo): string => {
@@ -196,12 +199,14 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
       method: "GET",
       handle: () => {
         if (topicsCache === undefined || topicsCache.version !== registry.topicsVersion) {
+          const body = `{"topics":${goJsonStringArray(registry.topics())}}`;
           topicsCache = {
             version: registry.topicsVersion,
-            body: `{"topics":${goJsonStringArray(registry.topics())}}`,
+            body,
+            encoded: utf8Encoder.encode(body),
           };
         }
-        return { kind: "json", body: topicsCache.body };
+        return { kind: "json", body: topicsCache.body, encoded: topicsCache.encoded };
       },
     },
     {
@@ -251,7 +256,7 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
           nodesCache !== undefined && nodesCache.version === registry.nodesVersion &&
           registry.now() <= nodesCache.validThrough
         ) {
-          return { kind: "json", body: nodesCache.body };
+          return { kind: "json", body: nodesCache.body, encoded: nodesCache.encoded };
         }
         const answer = registry.nodesAnswer();
         const nodes = answer.nodes.map((node) =>
@@ -260,8 +265,9 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
           }}`
         );
         const body = `{"producers":[${nodes.join(",")}]}`;
-        nodesCache = { version: answer.version, validThrough: answer.validThrough, body };
-        return { kind: "json", body };
+        const encoded = utf8Encoder.encode(body);
+        nodesCache = { version: answer.version, validThrough: answer.validThrough, body, encoded };
+        return { kind: "json", body, encoded };
       },
     },
     {
@@ -532,7 +538,7 @@ function toAnswer(
   if (format === "legacy") return toLegacyAnswer(outcome, extraHeaders);
   switch (outcome.kind) {
     case "json":
-      return { status: 200, headers: JSON_HEADERS, body: outcome.body };
+      return { status: 200, headers: JSON_HEADERS, body: outcome.encoded ?? outcome.body };
     case "empty":
       return { status: 200, headers: EMPTY_HEADERS, body: null };
     case "text":

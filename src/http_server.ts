@@ -388,7 +388,8 @@ export class HttpServer {
   /** Writes the responses and gives their buffer back; false when the connection is to end. */
   async #write(c: Connection, out: ResponseBuffer): Promise<boolean> {
     c.writingSince = this.#clock();
-    const written = await writeAll(c.conn, out.bytes);
+    let written = true;
+    for (const part of out.parts()) if (written) written = await writeAll(c.conn, part);
     c.writingSince = undefined;
     this.#release(out);
     if (!written || c.closeReason !== undefined) {

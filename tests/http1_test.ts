@@ -1425,3 +1425,34 @@ Deno.test("latin1Bytes turns each char of a binary string into one byte", () => 
   );
   assert.deepEqual(latin1Bytes("\x00\x7f\x80\xff"), new Uint8Array([0x00, 0x7f, 0x80, 0xff]));
 });
+
+Deno.test("an encoded body over 16 KiB is written from where it is, after its head; a small one is copied", () => {
+  const big = new TextEncoder().encode("é".repeat(20_000));
+  const out = new ResponseBuffer();
+  out.append({ status: 200, headers: [], body: big }, { date: DATE });
+  out.append({ status: 200, headers: [], body: new TextEncoder().encode("OK") }, { date: DATE });
+  const parts = out.parts();
+  assert.equal(parts.length, 3);
+  assert.equal(parts[1], big, "the body itself, not a copy");
+  const head = (length: number): string =>
+    `HTTP/1.1 200 OK\r\nDate: ${DATE}\r\nContent-Length: ${length}\r\n\r\n`;
+  assert.equal(binText(parts[0]), head(40_000));
+  assert.equal(binText(parts[2]), head(2) + "OK");
+  assert.equal(out.length, parts[0].length + 40_000 + parts[2].length);
+  assert.equal(
+    new TextDecoder().decode(out.bytes),
+    head(40_000) + "é".repeat(20_000) + head(2) + "OK",
+  );
+  // The same answer as text serializes to the same bytes.
+  assert.deepEqual(
+    serializeResponse({ status: 200, headers: [], body: "é".repeat(20_000) }, { date: DATE }),
+    serializeResponse({ status: 200, headers: [], body: big }, { date: DATE }),
+  );
+  out.reset();
+  assert.equal(out.length, 0);
+  assert.deepEqual(out.parts(), []);
+  // HEAD: the length of the body, none of its bytes.
+  out.append({ status: 200, headers: [], body: big }, { date: DATE, omitBody: true });
+  assert.equal(binText(out.bytes), head(40_000));
+  assert.equal(out.parts().length, 1);
+});

@@ -221,6 +221,22 @@ Deno.test("a refused body's 413 reaches a client still sending it; its late writ
   for (let i = 0; i < 16; i++) await conn.send(more);
 });
 
+Deno.test("a large cached answer (/topics over 16 KiB) is written whole, every time", async () => {
+  await using daemon = startDaemon({ logLevel: "warn" });
+  const names = Array.from({ length: 3000 }, (_, i) => `topic-${String(i).padStart(5, "0")}`);
+  for (const name of names) daemon.registry.createTopic(name);
+  const body = JSON.stringify({ topics: names });
+  assert.ok(body.length > 16 * 1024);
+  const port = daemon.httpAddr.port;
+  using conn = await RawHttpConn.open(port);
+  await conn.send(curl("GET", "/topics", port) + curl("GET", "/topics", port));
+  for (let i = 0; i < 2; i++) {
+    const response = await conn.response();
+    assert.match(response.head, new RegExp(`\r\nContent-Length: ${body.length}\r\n`));
+    assert.equal(response.body, body);
+  }
+});
+
 Deno.test("an absolute-form request target is routed by its path", async () => {
   await using daemon = startDaemon();
   const port = daemon.httpAddr.port;
