@@ -5,6 +5,7 @@
 // track, absolute numbers are noise on shared machines.
 
 import { writeStderr, writeStdout } from "../src/logger.ts";
+import { concat, freePort, identifyCommand, mib, percentile, scrape, sleep } from "./harness.ts";
 
 const quick = Deno.args.includes("--quick");
 const SIZE = quick
@@ -42,20 +43,6 @@ function median(values: number[]): number {
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function waitForPing(port: number, timeoutMs = 10_000): Promise<void> {
   const deadline = performance.now() + timeoutMs;
@@ -125,17 +112,6 @@ function startDaemon(tcpPort: number, httpPort: number, extra: string[] = []): P
     "--log-level=warn",
     ...extra,
   ], PINNED);
-}
-
-async function metricsOf(port: number): Promise<Map<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const values = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const space = line.lastIndexOf(" ");
-    values.set(line.slice(0, space), Number(line.slice(space + 1)));
-  }
-  return values;
 }
 
 // ---- load generation ----
@@ -288,18 +264,16 @@ async function sampleLatency(
 // ---- registration storm ----
 
 function identifyBytes(i: number): Uint8Array {
-  const body = encoder.encode(JSON.stringify({
-    broadcast_address: `nsqd-${i}.bench`,
-    hostname: `nsqd-${i}`,
-    tcp_port: 4150,
-    http_port: 4151,
-    version: "1.3.0",
-  }));
-  const out = new Uint8Array(4 + 9 + 4 + body.length);
-  out.set(encoder.encode("  V1IDENTIFY\n"));
-  new DataView(out.buffer).setInt32(13, body.length);
-  out.set(body, 17);
-  return out;
+  return concat([
+    encoder.encode("  V1"),
+    identifyCommand(JSON.stringify({
+      broadcast_address: `nsqd-${i}.bench`,
+      hostname: `nsqd-${i}`,
+      tcp_port: 4150,
+      http_port: 4151,
+      version: "1.3.0",
+    })),
+  ]);
 }
 
 /** Producer i's topics: a deterministic spread over the universe. */
@@ -373,7 +347,7 @@ async function disconnectStorm(conns: Deno.Conn[], httpPort: number): Promise<nu
   const dropped = performance.now();
   for (const conn of conns) conn.close();
   while (true) {
-    const m = await metricsOf(httpPort);
+    const m = await scrape(`http://127.0.0.1:${httpPort}`);
     const left = (m.get("nsqlookupd_producers_identified") ?? 1) +
       (m.get('nsqlookupd_producer_registrations{category="topic"}') ?? 1) +
       (m.get('nsqlookupd_producer_registrations{category="channel"}') ?? 1);
@@ -423,7 +397,7 @@ async function main(): Promise<void> {
   let conns: Deno.Conn[] = [];
   try {
     await sleep(300);
-    const before = await metricsOf(httpPort);
+    const before = await scrape(base);
 
     // 1. Registration storm, and 5. memory after the first one (on a fresh daemon). The
     // storm and the disconnect storm (4.) run STORM_ROUNDS times; the last state stays
@@ -434,7 +408,7 @@ async function main(): Promise<void> {
     conns = storm.conns;
     stormRuns.push(storm);
     await sleep(1000);
-    const after = await metricsOf(httpPort);
+    const after = await scrape(base);
     for (let round = 1; round < STORM_ROUNDS; round++) {
       drainRuns.push(await disconnectStorm(conns, httpPort));
       conns = [];
@@ -460,8 +434,8 @@ async function main(): Promise<void> {
     const rssBefore = before.get("nsqlookupd_process_resident_memory_bytes") ?? NaN;
     const rssAfter = after.get("nsqlookupd_process_resident_memory_bytes") ?? NaN;
     const perEntry = (heapAfter - heapBefore) / entries;
-    report("memory: RSS before / after storm", `${mb(rssBefore)} / ${mb(rssAfter)}`);
-    report("memory: V8 heap before / after storm", `${mb(heapBefore)} / ${mb(heapAfter)}`);
+    report("memory: RSS before / after storm", `${mib(rssBefore)} / ${mib(rssAfter)}`);
+    report("memory: V8 heap before / after storm", `${mib(heapBefore)} / ${mib(heapAfter)}`);
     report(
       "heap per producer-registration entry",
       `${perEntry.toFixed(0)} bytes (${entries} entries)`,
@@ -621,11 +595,11 @@ async function main(): Promise<void> {
       drainMs < 1000,
     );
     await sleep(1000);
-    const end = await metricsOf(httpPort);
+    const end = await scrape(base);
     report(
       "memory after disconnect: RSS / heap",
-      `${mb(end.get("nsqlookupd_process_resident_memory_bytes") ?? NaN)} / ${
-        mb(end.get("nsqlookupd_process_heap_used_bytes") ?? NaN)
+      `${mib(end.get("nsqlookupd_process_resident_memory_bytes") ?? NaN)} / ${
+        mib(end.get("nsqlookupd_process_heap_used_bytes") ?? NaN)
       }`,
     );
   } finally {
@@ -636,10 +610,6 @@ async function main(): Promise<void> {
 
   writeStdout(renderTable());
   if (rows.some((r) => r.ok === false)) writeStdout("\nsome targets were missed (see above)\n");
-}
-
-function mb(bytes: number): string {
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
 function renderTable(): string {
