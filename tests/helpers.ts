@@ -66,6 +66,28 @@ export function startDaemon(
   };
 }
 
+/** Bytes of a binary string: each char code (0–255) is one byte. */
+export function bin(text: string): Uint8Array {
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code > 0xff) throw new Error(`not a binary string: ${text}`);
+    out[i] = code;
+  }
+  return out;
+}
+
+/** Printable, exact rendering of bytes (like Python's repr) so failures are readable. */
+export function show(bytes: Uint8Array): string {
+  let out = "";
+  for (const b of bytes) {
+    out += b >= 0x20 && b < 0x7f && b !== 0x5c
+      ? String.fromCharCode(b)
+      : `\\x${b.toString(16).padStart(2, "0")}`;
+  }
+  return out;
+}
+
 /** The parts one after another; strings as UTF-8. */
 export function concat(...parts: (string | Uint8Array)[]): Uint8Array {
   const chunks = parts.map((p) => typeof p === "string" ? encoder.encode(p) : p);

@@ -22,7 +22,7 @@ import {
   type SerializeOptions,
   serializeResponse,
 } from "../src/http1.ts";
-import { concat } from "./helpers.ts";
+import { bin, concat } from "./helpers.ts";
 
 const concatAll = (parts: readonly Uint8Array[]): Uint8Array => concat(...parts);
 
@@ -33,11 +33,6 @@ const MAX_BODY = 1024;
 /** UTF-8 bytes of a text. */
 function bytes(text: string): Uint8Array {
   return encoder.encode(text);
-}
-
-/** Bytes of a binary string (each char 0–255 is one byte). */
-function bin(text: string): Uint8Array {
-  return Uint8Array.from(text, (c) => c.charCodeAt(0));
 }
 
 /** Bytes as a binary string (one char per byte), to compare responses as text. */

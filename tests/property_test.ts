@@ -11,18 +11,13 @@ import { createLogger } from "../src/logger.ts";
 import { parseQuery } from "../src/query.ts";
 import { Registry } from "../src/registry.ts";
 import { LookupSession, MAX_LINE_LENGTH } from "../src/tcp_protocol.ts";
-import { concat, ManualClock, peerBody } from "./helpers.ts";
+import { bin, concat, ManualClock, peerBody } from "./helpers.ts";
 
 const concatAll = (parts: readonly Uint8Array[]): Uint8Array => concat(...parts);
 
 const REMOTE = "10.1.2.3:40000";
 const IDENTIFY_RESPONSE = '{"broadcast_address":"lookupd","version":"1.3.0"}';
 const encoder = new TextEncoder();
-
-/** Bytes of a binary string (each char 0–255 is one byte). */
-function bin(text: string): Uint8Array {
-  return Uint8Array.from(text, (c) => c.charCodeAt(0));
-}
 
 function int32(n: number): Uint8Array {
   const out = new Uint8Array(4);

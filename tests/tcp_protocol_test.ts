@@ -5,12 +5,14 @@
 import assert from "node:assert/strict";
 import type { Registry } from "../src/registry.ts";
 import {
+  bin,
   concat,
   eventually,
   framed,
   identifyCommand,
   ManualClock,
   peerBody,
+  show,
   startDaemon,
   startTcpServer,
   type TcpClient,
@@ -25,22 +27,6 @@ function hex(text: string): Uint8Array {
   const clean = text.replace(/\s+/g, "");
   const out = new Uint8Array(clean.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = parseInt(clean.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
-
-/** Bytes of a binary string: each char code (0–255) is one byte. */
-function bin(text: string): Uint8Array {
-  return Uint8Array.from(text, (char) => char.charCodeAt(0));
-}
-
-/** Printable, exact rendering of bytes (like Python's repr) so failures are readable. */
-function show(bytes: Uint8Array): string {
-  let out = "";
-  for (const b of bytes) {
-    out += b >= 0x20 && b < 0x7f && b !== 0x5c
-      ? String.fromCharCode(b)
-      : `\\x${b.toString(16).padStart(2, "0")}`;
-  }
   return out;
 }
 

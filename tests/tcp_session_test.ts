@@ -6,35 +6,21 @@ import { decodeIdentifyBody, type IdentifyFields } from "../src/identify.ts";
 import { createLogger } from "../src/logger.ts";
 import { Registry } from "../src/registry.ts";
 import { frame, LookupSession, MAX_LINE_LENGTH } from "../src/tcp_protocol.ts";
-import { concat, framed, identifyCommand, ManualClock, VALID_IDENTIFY } from "./helpers.ts";
+import {
+  bin,
+  concat,
+  framed,
+  identifyCommand,
+  ManualClock,
+  show,
+  VALID_IDENTIFY,
+} from "./helpers.ts";
 
 const REMOTE = "10.0.0.7:51234";
 const IDENTIFY_RESPONSE =
   '{"broadcast_address":"127.0.0.1","hostname":"testhost","http_port":4161,"tcp_port":4160,"version":"1.3.0"}';
 const OK = framed("OK");
 const encoder = new TextEncoder();
-
-/** Bytes of a binary string: each char code (0–255) is one byte, so `"\xff"` is 0xFF. */
-function bin(text: string): Uint8Array {
-  const out = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code > 0xff) throw new Error(`not a binary string: ${text}`);
-    out[i] = code;
-  }
-  return out;
-}
-
-/** Printable, exact rendering of bytes (like Python's repr) so failures are readable. */
-function show(bytes: Uint8Array): string {
-  let out = "";
-  for (const b of bytes) {
-    out += b >= 0x20 && b < 0x7f && b !== 0x5c
-      ? String.fromCharCode(b)
-      : `\\x${b.toString(16).padStart(2, "0")}`;
-  }
-  return out;
-}
 
 /** A frame around raw bytes (for payloads that are not UTF-8). */
 function framedBytes(payload: Uint8Array): Uint8Array {
