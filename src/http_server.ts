@@ -15,6 +15,7 @@
 // Every route answers synchronously, so the requests of one read are answered
 // in one write, in order.
 
+import { acceptLoop, closeQuietly } from "./accept_loop.ts";
 import { formatNetAddr } from "./address.ts";
 import type { ApiRequest } from "./http_api.ts";
 import {
@@ -35,8 +36,6 @@ export const HTTP_WRITE_TIMEOUT_MS = 10_000;
 /** After the last response of a closing connection, how long unread input is drained. */
 const LINGER_MS = 500;
 const READ_BUFFER_BYTES = 16 * 1024;
-const ACCEPT_BACKOFF_MIN_MS = 5;
-const ACCEPT_BACKOFF_MAX_MS = 1_000;
 /** Response buffers kept for reuse, and the largest size worth keeping. */
 const POOLED_BUFFERS = 64;
 const POOLED_BUFFER_BYTES = 64 * 1024;
@@ -181,47 +180,36 @@ export class HttpServer {
     return requestsStarted === 0 ? "no request received in time" : "idle keep-alive connection";
   }
 
-  async #accept(): Promise<void> {
+  #accept(): Promise<void> {
     const { listener, logger } = this.#options;
     const max = this.#options.maxConnections ?? HTTP_MAX_CONNECTIONS;
-    let backoff = 0;
-    while (this.#accepting) {
-      let conn: Deno.TcpConn;
-      try {
-        conn = await listener.accept();
-        backoff = 0;
-      } catch (error) {
-        if (!this.#accepting || error instanceof Deno.errors.BadResource) return;
-        if (error instanceof Deno.errors.NotConnected) continue;
-        backoff = Math.min(ACCEPT_BACKOFF_MAX_MS, Math.max(ACCEPT_BACKOFF_MIN_MS, backoff * 2));
-        logger.error(`HTTP: accept() failure - ${String(error)}; retrying in ${backoff}ms`);
-        await new Promise((resolve) => setTimeout(resolve, backoff));
-        continue;
-      }
-      if (this.#accepting && this.#connections.size >= max) {
-        // Wait until the evicted connection has let go of its descriptor:
-        // newcomers faster than closes must not pile up.
-        const evicted = this.#evictIdle();
-        if (evicted !== undefined) {
-          await evicted;
-        } else {
-          if (this.#refused++ % 1000 === 0) {
-            logger.warn(
-              `HTTP: ${this.#connections.size} connections busy (the limit): closing new client ${
-                formatNetAddr(conn.remoteAddr)
-              } (${this.#refused} so far)`,
-            );
+    return acceptLoop({
+      listener,
+      label: "HTTP",
+      logger,
+      accepting: () => this.#accepting,
+      take: async (conn) => {
+        if (this.#connections.size >= max) {
+          // Wait until the evicted connection has let go of its descriptor:
+          // newcomers faster than closes must not pile up.
+          const evicted = this.#evictIdle();
+          if (evicted === undefined) {
+            if (this.#refused++ % 1000 === 0) {
+              logger.warn(
+                `HTTP: ${this.#connections.size} connections busy (the limit): closing new client ${
+                  formatNetAddr(conn.remoteAddr)
+                } (${this.#refused} so far)`,
+              );
+            }
+            closeQuietly(conn);
+            return;
           }
-          closeQuietly(conn);
-          continue;
+          await evicted;
         }
-      }
-      if (!this.#accepting) {
-        closeQuietly(conn);
-        return;
-      }
-      this.#open(conn);
-    }
+        if (this.#accepting) this.#open(conn);
+        else closeQuietly(conn);
+      },
+    });
   }
 
   /**
@@ -457,13 +445,5 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<boolean> {
     return true;
   } catch {
     return false;
-  }
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // already closed
   }
 }

@@ -10,6 +10,7 @@
 // connections is capped (below the descriptor limit, see daemon.ts); accept()
 // failures (EMFILE when descriptors run out) back off instead of spinning.
 
+import { acceptLoop, closeQuietly } from "./accept_loop.ts";
 import { formatNetAddr } from "./address.ts";
 import { formatDuration } from "./duration.ts";
 import { NOOP_TCP_OBSERVER, type TcpObserver } from "./daemon_metrics.ts";
@@ -25,8 +26,6 @@ export const MIN_READ_BUFFER_BYTES = 2 * 1024;
 /** Largest read buffer, so largest batch of replies pending for one connection. */
 export const MAX_READ_BUFFER_BYTES = 16 * 1024;
 /** First and last pause after a failed accept() (doubling), as Go's net/http does. */
-export const ACCEPT_BACKOFF_MIN_MS = 5;
-export const ACCEPT_BACKOFF_MAX_MS = 1_000;
 
 export interface TcpServerOptions {
   listener: Deno.TcpListener;
@@ -182,47 +181,33 @@ export class TcpServer {
     await Promise.all(this.#handlers);
   }
 
-  async #accept(): Promise<void> {
+  #accept(): Promise<void> {
     const { listener, logger } = this.#options;
-    const accept = this.#options.accept ?? ((l: Deno.TcpListener) => l.accept());
-    const sleep = this.#options.sleep ??
-      ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
     const maxConnections = this.#options.maxConnections ?? Infinity;
-    let backoff = 0;
-    while (!this.#closing) {
-      let conn: Deno.TcpConn;
-      try {
-        conn = await accept(listener);
-        backoff = 0;
-      } catch (error) {
-        if (this.#closing || error instanceof Deno.errors.BadResource) return;
-        if (error instanceof Deno.errors.NotConnected) continue; // reset before accept()
-        // Out of descriptors (EMFILE) or memory: retrying at once would spin and
-        // flood the log until something closes. Pause, doubling, as Go does.
-        backoff = Math.min(ACCEPT_BACKOFF_MAX_MS, Math.max(ACCEPT_BACKOFF_MIN_MS, backoff * 2));
-        logger.error(`TCP: accept() failure - ${String(error)}; retrying in ${backoff}ms`);
-        await sleep(backoff);
-        continue;
-      }
-      if (this.#closing) {
-        closeQuietly(conn);
-        return;
-      }
-      if (this.#connections.size >= maxConnections) {
-        if (this.#refused++ % 1000 === 0) {
-          logger.warn(
-            `TCP: ${this.#connections.size} connections open (the limit): closing new client(${
-              formatNetAddr(conn.remoteAddr)
-            }) (${this.#refused} refused so far)`,
-          );
+    return acceptLoop({
+      listener,
+      label: "TCP",
+      logger,
+      accepting: () => !this.#closing,
+      accept: this.#options.accept,
+      sleep: this.#options.sleep,
+      take: (conn) => {
+        if (this.#connections.size >= maxConnections) {
+          if (this.#refused++ % 1000 === 0) {
+            logger.warn(
+              `TCP: ${this.#connections.size} connections open (the limit): closing new client(${
+                formatNetAddr(conn.remoteAddr)
+              }) (${this.#refused} refused so far)`,
+            );
+          }
+          closeQuietly(conn);
+          return;
         }
-        closeQuietly(conn);
-        continue;
-      }
-      const handler = this.#handle(conn);
-      this.#handlers.add(handler);
-      handler.finally(() => this.#handlers.delete(handler));
-    }
+        const handler = this.#handle(conn);
+        this.#handlers.add(handler);
+        handler.finally(() => this.#handlers.delete(handler));
+      },
+    });
   }
 
   #drop(connection: Connection, reason: string): void {
@@ -359,14 +344,6 @@ function isDisconnect(error: unknown): boolean {
     error instanceof Deno.errors.BadResource ||
     error instanceof Deno.errors.NotConnected ||
     error instanceof Deno.errors.ConnectionAborted;
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // already closed
-  }
 }
 
 function formatMs(ms: number): string {

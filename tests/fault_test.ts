@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { connectionLimits, DEFAULT_DESCRIPTORS_NEEDED, openFilesLimit } from "../src/limits.ts";
 import { Registry } from "../src/registry.ts";
 import type { LookupSession } from "../src/tcp_protocol.ts";
-import { ACCEPT_BACKOFF_MAX_MS, ACCEPT_BACKOFF_MIN_MS, TcpServer } from "../src/tcp_server.ts";
+import { ACCEPT_BACKOFF_MAX_MS, ACCEPT_BACKOFF_MIN_MS } from "../src/accept_loop.ts";
+import { TcpServer } from "../src/tcp_server.ts";
 import {
   type BareTcpServer,
   captureLogger,
