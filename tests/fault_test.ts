@@ -17,6 +17,7 @@ import {
   identifyCommand,
   MAIN_PATH,
   peerBody,
+  sleep,
   spawnDaemon,
   startDaemon,
   startTcpServer,
@@ -26,10 +27,6 @@ import {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 function metric(text: string, series: string): number {
   const line = text.split("\n").find((l) => l.startsWith(series + " "));

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { type Daemon, startDaemon as start } from "../src/daemon.ts";
 import { createLogger, type Logger, type LogLevel } from "../src/logger.ts";
 import { defaultOptions, type Options } from "../src/options.ts";
-import { Registry } from "../src/registry.ts";
+import { type PeerInfo, Registry } from "../src/registry.ts";
 import { TcpServer, type TcpServerOptions } from "../src/tcp_server.ts";
 
 export const HOSTNAME = "testhost";
@@ -236,6 +236,26 @@ export async function eventually(
   }
 }
 
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A peer as IDENTIFY stores it; `id` follows `remoteAddress` unless given. */
+export function testPeer(fields: Partial<PeerInfo> = {}): PeerInfo {
+  const remoteAddress = fields.remoteAddress ?? "10.0.0.1:5000";
+  return {
+    id: remoteAddress,
+    remoteAddress,
+    hostname: "h1",
+    broadcastAddress: "127.0.0.1",
+    tcpPort: 4150,
+    httpPort: 4151,
+    version: "1.3.0",
+    topologyZone: "",
+    topologyRegion: "",
+    lastUpdate: 0,
+    ...fields,
+  };
+}
+
 /** A clock the test moves by hand. */
 export class ManualClock {
   constructor(public ms = 1_800_000_000_000) {}
@@ -343,15 +363,23 @@ export interface CliRun {
 
 /** Runs the daemon to completion (flag errors, --version, fatal startup); kills it after `ms`. */
 export async function runCli(args: readonly string[], ms = 20_000): Promise<CliRun> {
-  const child = daemonCommand(args).spawn();
+  const { code, signal, stdout, stderr } = await outputWithin(
+    daemonCommand(args).spawn(),
+    ms,
+    `nsqlookupd ${args.join(" ")} to exit`,
+  );
+  return { code, signal, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+}
+
+/** The child's output once it exits; killed (and reaped) if it runs longer than `ms`. */
+export async function outputWithin(
+  child: Deno.ChildProcess,
+  ms: number,
+  what: string,
+): Promise<Deno.CommandOutput> {
   const output = child.output();
   try {
-    const { code, signal, stdout, stderr } = await withTimeout(
-      output,
-      ms,
-      `nsqlookupd ${args.join(" ")} to exit`,
-    );
-    return { code, signal, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+    return await withTimeout(output, ms, what);
   } catch (error) {
     try {
       child.kill("SIGKILL");

@@ -19,6 +19,7 @@ import {
   rawRequest,
   readAll,
   readUntil,
+  sleep,
   startDaemon,
   startTcpServer,
   type TcpClient,
@@ -27,10 +28,6 @@ import {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 function captured(
   level: LogLevel = "debug",

@@ -15,6 +15,7 @@ import {
   ManualClock,
   NSQ_V1_CONTENT_TYPE,
   startDaemon,
+  testPeer,
 } from "./helpers.ts";
 
 const INACTIVE_MS = 300_000;
@@ -54,18 +55,7 @@ function api(level: LogLevel = "debug"): Api {
     get: (path, init) => request("GET", path, init),
     post: (path, init) => request("POST", path, init),
     peer: (fields) => {
-      const peer: PeerInfo = {
-        id: fields.remoteAddress,
-        hostname: "h1",
-        broadcastAddress: "127.0.0.1",
-        tcpPort: 4150,
-        httpPort: 4151,
-        version: "1.3.0",
-        topologyZone: "",
-        topologyRegion: "",
-        lastUpdate: clock.now(),
-        ...fields,
-      };
+      const peer = testPeer({ lastUpdate: clock.now(), ...fields });
       registry.identify(peer);
       return peer;
     },

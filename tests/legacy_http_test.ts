@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { ACCEPT_V1, createHttpApi, type HttpHandler, LEGACY_ALIASES } from "../src/http_api.ts";
-import { type PeerInfo, Registry } from "../src/registry.ts";
+import { Registry } from "../src/registry.ts";
 import {
   captureLogger,
   JSON_CONTENT_TYPE,
@@ -13,6 +13,7 @@ import {
   NSQ_V1_ACCEPT,
   NSQ_V1_CONTENT_TYPE,
   startDaemon,
+  testPeer,
 } from "./helpers.ts";
 
 const TEXT_CONTENT_TYPE = "text/plain; charset=utf-8";
@@ -33,18 +34,7 @@ function api(legacy: boolean): Api {
     inactiveProducerTimeoutMs: 300_000,
     tombstoneLifetimeMs: 45_000,
   });
-  const peer: PeerInfo = {
-    id: "10.0.0.1:5000",
-    remoteAddress: "10.0.0.1:5000",
-    hostname: "h1",
-    broadcastAddress: "127.0.0.1",
-    tcpPort: 4150,
-    httpPort: 4151,
-    version: "1.3.0",
-    topologyZone: "",
-    topologyRegion: "",
-    lastUpdate: clock.now(),
-  };
+  const peer = testPeer({ lastUpdate: clock.now() });
   registry.identify(peer);
   registry.registerChannel(peer, "t", "c");
   registry.registerTopic(peer, "t");

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { createHttpApi } from "../src/http_api.ts";
 import { createLogger } from "../src/logger.ts";
 import { type PeerInfo, Registry } from "../src/registry.ts";
-import { ManualClock } from "./helpers.ts";
+import { ManualClock, testPeer } from "./helpers.ts";
 
 const INACTIVE_MS = 1000;
 const TOMBSTONE_MS = 500;
@@ -43,18 +43,12 @@ function setup(): {
     },
     topics: async () => ((await (await get("/topics")).json()) as { topics: string[] }).topics,
     peer: (n) => {
-      const peer: PeerInfo = {
-        id: `10.0.0.${n}:1`,
+      const peer = testPeer({
         remoteAddress: `10.0.0.${n}:1`,
         hostname: "h",
         broadcastAddress: `n${n}`,
-        tcpPort: 4150,
-        httpPort: 4151,
-        version: "1.3.0",
-        topologyZone: "",
-        topologyRegion: "",
         lastUpdate: clock.now(),
-      };
+      });
       registry.identify(peer);
       return peer;
     },

@@ -3,7 +3,7 @@
 // and against ports where nothing (or something wrong) answers.
 
 import assert from "node:assert/strict";
-import { freePort, MAIN_PATH, startBreakingProxy, startDaemon, withTimeout } from "./helpers.ts";
+import { freePort, MAIN_PATH, outputWithin, startBreakingProxy, startDaemon } from "./helpers.ts";
 
 const SMOKE = decodeURIComponent(new URL("../scripts/smoke.sh", import.meta.url).pathname);
 const REPO_ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname);
@@ -31,20 +31,9 @@ async function smoke(args: string[], env: Record<string, string> = {}): Promise<
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const output = child.output();
-  try {
-    const { code, stdout, stderr } = await withTimeout(output, 60_000, "smoke.sh to finish");
-    const decoder = new TextDecoder();
-    return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
-  } catch (error) {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // exited meanwhile
-    }
-    await output.catch(() => undefined);
-    throw error;
-  }
+  const { code, stdout, stderr } = await outputWithin(child, 60_000, "smoke.sh to finish");
+  const decoder = new TextDecoder();
+  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
 }
 
 /** The check lines, in order, for a run that starts the daemon itself. */
