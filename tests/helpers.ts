@@ -89,7 +89,7 @@ export function show(bytes: Uint8Array): string {
 }
 
 /** The parts one after another; strings as UTF-8. */
-export function concat(...parts: (string | Uint8Array)[]): Uint8Array {
+export function concat(...parts: (string | Uint8Array)[]): Uint8Array<ArrayBuffer> {
   const chunks = parts.map((p) => typeof p === "string" ? encoder.encode(p) : p);
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   let offset = 0;

@@ -4,7 +4,11 @@
 
 import assert from "node:assert/strict";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
-import { createDaemonMetrics, HTTP_DURATION_BUCKETS } from "../src/daemon_metrics.ts";
+import {
+  createDaemonMetrics,
+  type DaemonMetrics,
+  HTTP_DURATION_BUCKETS,
+} from "../src/daemon_metrics.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../src/metrics.ts";
 import { type PeerInfo, Registry } from "../src/registry.ts";
 import {
@@ -14,6 +18,7 @@ import {
   startDaemon,
   type TcpClient,
   type TestDaemon,
+  testPeer,
 } from "./helpers.ts";
 
 // ---- a strict exposition validator ----
@@ -435,34 +440,28 @@ Deno.test("the strict validator refuses what the exposition format forbids", () 
 // ---- createDaemonMetrics with fake sources ----
 
 function fakePeer(remoteAddress: string, clock: ManualClock, httpPort = 4151): PeerInfo {
-  return {
-    id: remoteAddress,
-    remoteAddress,
-    hostname: "h",
-    broadcastAddress: "127.0.0.1",
-    tcpPort: 4150,
-    httpPort,
-    version: "1.3.0",
-    topologyZone: "",
-    topologyRegion: "",
-    lastUpdate: clock.now(),
-  };
+  return testPeer({ remoteAddress, hostname: "h", httpPort, lastUpdate: clock.now() });
 }
 
-Deno.test("createDaemonMetrics: every family, in order, with HELP and TYPE, before any activity", () => {
+/** Daemon metrics over an empty registry, a hand-moved clock and fixed memory figures. */
+function metricsFixture(): DaemonMetrics {
   const clock = new ManualClock();
   const registry = new Registry({
     now: clock.now,
     inactiveProducerTimeoutMs: 1000,
     tombstoneLifetimeMs: 500,
   });
-  const metrics = createDaemonMetrics({
+  return createDaemonMetrics({
     registry,
     openConnections: () => 0,
     startTimeMs: clock.ms,
     now: clock.now,
     memory: () => ({ rss: 1, heapUsed: 1, heapTotal: 1 }),
   });
+}
+
+Deno.test("createDaemonMetrics: every family, in order, with HELP and TYPE, before any activity", () => {
+  const metrics = metricsFixture();
   const s = readExposition(metrics.render());
   assert.deepEqual(
     [...s.families.values()].map((f) => [f.name, f.type]),
@@ -543,19 +542,7 @@ Deno.test("createDaemonMetrics: gauges read their sources at scrape time", () =>
 });
 
 Deno.test("createDaemonMetrics: observer hooks bump counters and the histogram", () => {
-  const clock = new ManualClock();
-  const registry = new Registry({
-    now: clock.now,
-    inactiveProducerTimeoutMs: 1000,
-    tombstoneLifetimeMs: 500,
-  });
-  const metrics = createDaemonMetrics({
-    registry,
-    openConnections: () => 0,
-    startTimeMs: clock.ms,
-    now: clock.now,
-    memory: () => ({ rss: 1, heapUsed: 1, heapTotal: 1 }),
-  });
+  const metrics = metricsFixture();
   metrics.tcp.connectionAccepted();
   metrics.tcp.connectionAccepted();
   metrics.tcp.command("PING", "ok");

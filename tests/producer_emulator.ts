@@ -9,7 +9,7 @@
 // connection ends; a PING tick while disconnected also retries at once, so
 // the producer is back within one ping interval of the daemon being back.
 
-import { identifyCommand } from "./helpers.ts";
+import { concat, identifyCommand } from "./helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -318,10 +318,7 @@ export class ProducerEmulator {
       while (true) {
         const n = await conn.read(chunk);
         if (n === null) break;
-        const merged = new Uint8Array(buffer.length + n);
-        merged.set(buffer);
-        merged.set(chunk.subarray(0, n), buffer.length);
-        buffer = merged;
+        buffer = concat(buffer, chunk.subarray(0, n));
         while (buffer.length >= 4) {
           const size = new DataView(buffer.buffer, buffer.byteOffset, 4).getUint32(0);
           if (buffer.length < 4 + size) break;
@@ -398,4 +395,19 @@ function closeQuietly(conn: Deno.Conn | undefined): void {
   } catch {
     // already closed
   }
+}
+
+/** An emulated nsqd at 127.0.0.1 (HTTP on tcpPort + 1) registering with `daemon`. */
+export function emulatedNsqd(
+  daemon: { tcpAddr: Deno.NetAddr },
+  name: string,
+  tcpPort: number,
+): ProducerEmulator {
+  return new ProducerEmulator({
+    lookupdPort: daemon.tcpAddr.port,
+    hostname: name,
+    broadcastAddress: "127.0.0.1",
+    tcpPort,
+    httpPort: tcpPort + 1,
+  });
 }

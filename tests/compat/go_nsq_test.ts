@@ -19,7 +19,7 @@ import {
   startDaemon,
   type TestDaemon,
 } from "../helpers.ts";
-import { ProducerEmulator } from "../producer_emulator.ts";
+import { emulatedNsqd, ProducerEmulator } from "../producer_emulator.ts";
 
 /** go-nsq's `peerInfo`. */
 const PEER_INFO = {
@@ -91,15 +91,7 @@ async function queryLookupd(
   return { nsqdAddrs, data };
 }
 
-function producer(daemon: TestDaemon, name: string, tcpPort: number): ProducerEmulator {
-  return new ProducerEmulator({
-    lookupdPort: daemon.tcpAddr.port,
-    hostname: name,
-    broadcastAddress: "127.0.0.1",
-    tcpPort,
-    httpPort: tcpPort + 1,
-  });
-}
+const producer = emulatedNsqd;
 
 /** A daemon with two producers of `orders` (channel `billing`). */
 async function withProducers(

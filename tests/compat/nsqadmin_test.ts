@@ -17,7 +17,7 @@ import {
   startDaemon,
   type TestDaemon,
 } from "../helpers.ts";
-import { ProducerEmulator } from "../producer_emulator.ts";
+import { emulatedNsqd, ProducerEmulator } from "../producer_emulator.ts";
 
 /** Go's url.QueryEscape. */
 function queryEscape(text: string): string {
@@ -157,15 +157,7 @@ class ClusterInfo {
   }
 }
 
-function producer(daemon: TestDaemon, name: string, tcpPort: number): ProducerEmulator {
-  return new ProducerEmulator({
-    lookupdPort: daemon.tcpAddr.port,
-    hostname: name,
-    broadcastAddress: "127.0.0.1",
-    tcpPort,
-    httpPort: tcpPort + 1,
-  });
-}
+const producer = emulatedNsqd;
 
 /** nsqd-a has orders (channel billing) and clicks; nsqd-b has orders. */
 async function withCluster(

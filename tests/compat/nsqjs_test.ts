@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import process from "node:process";
-import { eventually, startDaemon, type TestDaemon } from "../helpers.ts";
+import { concat, eventually, startDaemon, type TestDaemon } from "../helpers.ts";
 import { ProducerEmulator } from "../producer_emulator.ts";
 
 // node-fetch (nsqjs's HTTP client) loads Node's deprecated `punycode` module;
@@ -193,10 +193,7 @@ class StandInNsqd {
       while (true) {
         const n = await conn.read(chunk);
         if (n === null) break;
-        const merged = new Uint8Array(buffer.length + n);
-        merged.set(buffer);
-        merged.set(chunk.subarray(0, n), buffer.length);
-        buffer = merged;
+        buffer = concat(buffer, chunk.subarray(0, n));
         if (record.magic === "") {
           const magic = take(4);
           if (magic === undefined) continue;
