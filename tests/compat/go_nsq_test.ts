@@ -19,7 +19,7 @@ import {
   startDaemon,
   type TestDaemon,
 } from "../helpers.ts";
-import { emulatedNsqd, ProducerEmulator } from "../producer_emulator.ts";
+import { emulatedNsqd, type ProducerEmulator } from "../producer_emulator.ts";
 
 /** go-nsq's `peerInfo`. */
 const PEER_INFO = {
@@ -91,14 +91,12 @@ async function queryLookupd(
   return { nsqdAddrs, data };
 }
 
-const producer = emulatedNsqd;
-
 /** A daemon with two producers of `orders` (channel `billing`). */
 async function withProducers(
   test: (daemon: TestDaemon, producers: ProducerEmulator[]) => Promise<void>,
 ): Promise<void> {
   await using daemon = startDaemon();
-  const producers = [producer(daemon, "nsqd-a", 4150), producer(daemon, "nsqd-b", 4250)];
+  const producers = [emulatedNsqd(daemon, "nsqd-a", 4150), emulatedNsqd(daemon, "nsqd-b", 4250)];
   try {
     for (const p of producers) {
       p.start();
@@ -197,7 +195,7 @@ Deno.test("go-nsq: Consumer.queryLookupd finds each producer at broadcast_addres
 
 Deno.test("go-nsq: a --legacy-http-api daemon still answers it unwrapped (it sends Accept)", async () => {
   await using daemon = startDaemon({ legacyHttpApi: true });
-  await using nsqd = producer(daemon, "nsqd-a", 4150);
+  await using nsqd = emulatedNsqd(daemon, "nsqd-a", 4150);
   nsqd.start();
   await nsqd.waitForSync(1);
   await nsqd.createTopic("orders");

@@ -17,7 +17,7 @@ import {
   startDaemon,
   type TestDaemon,
 } from "../helpers.ts";
-import { emulatedNsqd, ProducerEmulator } from "../producer_emulator.ts";
+import { emulatedNsqd, type ProducerEmulator } from "../producer_emulator.ts";
 
 /** Go's url.QueryEscape. */
 function queryEscape(text: string): string {
@@ -157,15 +157,13 @@ class ClusterInfo {
   }
 }
 
-const producer = emulatedNsqd;
-
 /** nsqd-a has orders (channel billing) and clicks; nsqd-b has orders. */
 async function withCluster(
   test: (daemon: TestDaemon, ci: ClusterInfo, producers: ProducerEmulator[]) => Promise<void>,
 ): Promise<void> {
   await using daemon = startDaemon();
-  const a = producer(daemon, "nsqd-a", 4150);
-  const b = producer(daemon, "nsqd-b", 4250);
+  const a = emulatedNsqd(daemon, "nsqd-a", 4150);
+  const b = emulatedNsqd(daemon, "nsqd-b", 4250);
   try {
     for (const p of [a, b]) {
       p.start();
