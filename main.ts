@@ -2,9 +2,9 @@
 
 import { resolveCommandLine } from "./src/config.ts";
 import { type Daemon, ListenError, startDaemon } from "./src/daemon.ts";
-import { createLogger, writeStderr, writeStdout } from "./src/logger.ts";
+import { createLogger, writeStderr, writeStdout } from "./src/ops/logger.ts";
 import { defaultOptions } from "./src/options.ts";
-import { onShutdownSignal } from "./src/signals.ts";
+import { onShutdownSignal } from "./src/ops/signals.ts";
 
 /** Reads the config file; failures are worded as Go's os.Open errors are. */
 function readConfigFile(path: string): string {

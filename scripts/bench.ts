@@ -4,8 +4,16 @@
 // size, loaded by the same client in the same run: that ratio is what we
 // track, absolute numbers are noise on shared machines.
 
-import { writeStderr, writeStdout } from "../src/logger.ts";
-import { concat, freePort, identifyCommand, mib, percentile, scrape, sleep } from "./harness.ts";
+import { writeStderr, writeStdout } from "../src/ops/logger.ts";
+import {
+  concat,
+  freePort,
+  identifyCommand,
+  mib,
+  percentile,
+  scrape,
+  sleep,
+} from "../tests/support/harness.ts";
 
 const quick = Deno.args.includes("--quick");
 const SIZE = quick

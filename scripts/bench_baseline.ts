@@ -1,7 +1,7 @@
 // The benchmark's floor: a bare Deno.serve answering one constant JSON body
 // with the same headers as /lookup. Usage: bench_baseline.ts PORT BODY_BYTES
 
-import { writeStdout } from "../src/logger.ts";
+import { writeStdout } from "../src/ops/logger.ts";
 
 const port = Number(Deno.args[0] ?? "0");
 const size = Number(Deno.args[1] ?? "200");

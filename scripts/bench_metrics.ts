@@ -9,9 +9,9 @@
 //
 //   deno run --allow-net scripts/bench_metrics.ts [--quick]
 
-import { createDaemonMetrics } from "../src/daemon_metrics.ts";
-import { createHttpApi, type HttpHandler } from "../src/http_api.ts";
-import { createLogger, writeStdout } from "../src/logger.ts";
+import { createDaemonMetrics } from "../src/ops/metrics.ts";
+import { createHttpApi, type HttpHandler } from "../src/http/api.ts";
+import { createLogger, writeStdout } from "../src/ops/logger.ts";
 import { type PeerInfo, Registry } from "../src/registry.ts";
 
 const quick = Deno.args.includes("--quick");

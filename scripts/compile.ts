@@ -6,7 +6,7 @@
 
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
-import { writeStderr, writeStdout } from "../src/logger.ts";
+import { writeStderr, writeStdout } from "../src/ops/logger.ts";
 import { PRODUCT_VERSION } from "../src/version.ts";
 import {
   type ArchiveEntry,

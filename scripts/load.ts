@@ -24,8 +24,8 @@ import {
   spawnDaemon,
   table,
   writeAll,
-} from "./harness.ts";
-import { writeStderr, writeStdout } from "../src/logger.ts";
+} from "../tests/support/harness.ts";
+import { writeStderr, writeStdout } from "../src/ops/logger.ts";
 
 const encoder = new TextEncoder();
 export const LATENCY_LIMIT_MS = 50;

@@ -5,11 +5,11 @@
 
 import { parse as parseToml, TomlError } from "smol-toml";
 import type { TomlTable, TomlValue } from "smol-toml";
-import { MAX_DURATION, MIN_DURATION, msToNs, nsToMs, parseDuration } from "./duration.ts";
-import { FlagSet, goQuote, parseGoBool } from "./flags.ts";
-import type { FlagRef } from "./flags.ts";
-import { LOG_LEVEL_NAMES, logLevelName, parseLogLevel } from "./logger.ts";
-import type { LogFormat, LogLevel } from "./logger.ts";
+import { MAX_DURATION, MIN_DURATION, msToNs, nsToMs, parseDuration } from "./gocompat/duration.ts";
+import { FlagSet, goQuote, parseGoBool } from "./gocompat/flags.ts";
+import type { FlagRef } from "./gocompat/flags.ts";
+import { LOG_LEVEL_NAMES, logLevelName, parseLogLevel } from "./ops/logger.ts";
+import type { LogFormat, LogLevel } from "./ops/logger.ts";
 import { defaultOptions } from "./options.ts";
 import type { Options } from "./options.ts";
 import { versionLine } from "./version.ts";

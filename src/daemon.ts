@@ -6,16 +6,16 @@ import {
   isWildcardHost,
   type ListenAddress,
   parseListenAddress,
-} from "./address.ts";
-import { createDaemonMetrics, type DaemonMetrics } from "./daemon_metrics.ts";
-import { createHttpApi, type HttpApi, MAX_BODY_BYTES } from "./http_api.ts";
-import { HttpServer } from "./http_server.ts";
-import { connectionLimits, openFilesLimit } from "./limits.ts";
-import { goJsonString } from "./json.ts";
-import type { Logger } from "./logger.ts";
+} from "./gocompat/address.ts";
+import { createDaemonMetrics, type DaemonMetrics } from "./ops/metrics.ts";
+import { createHttpApi, type HttpApi, MAX_BODY_BYTES } from "./http/api.ts";
+import { HttpServer } from "./http/server.ts";
+import { connectionLimits, openFilesLimit } from "./ops/limits.ts";
+import { goJsonString } from "./gocompat/json.ts";
+import type { Logger } from "./ops/logger.ts";
 import type { Options } from "./options.ts";
 import { Registry } from "./registry.ts";
-import { TcpServer } from "./tcp_server.ts";
+import { TcpServer } from "./tcp/server.ts";
 import { NSQ_VERSION, versionLine } from "./version.ts";
 
 /** How long shutdown waits for in-flight HTTP requests. */

@@ -1,4 +1,4 @@
-import type { LogFormat, LogLevel } from "./logger.ts";
+import type { LogFormat, LogLevel } from "./ops/logger.ts";
 
 /** Everything the daemon is configured with, after flags, config file and defaults. */
 export interface Options {

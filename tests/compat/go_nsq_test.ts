@@ -18,8 +18,8 @@ import {
   startBreakingProxy,
   startDaemon,
   type TestDaemon,
-} from "../helpers.ts";
-import { emulatedNsqd, type ProducerEmulator } from "../producer_emulator.ts";
+} from "../support/helpers.ts";
+import { emulatedNsqd, type ProducerEmulator } from "../support/producer_emulator.ts";
 
 /** go-nsq's `peerInfo`. */
 const PEER_INFO = {

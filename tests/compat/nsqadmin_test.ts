@@ -16,8 +16,8 @@ import {
   startBreakingProxy,
   startDaemon,
   type TestDaemon,
-} from "../helpers.ts";
-import { emulatedNsqd, type ProducerEmulator } from "../producer_emulator.ts";
+} from "../support/helpers.ts";
+import { emulatedNsqd, type ProducerEmulator } from "../support/producer_emulator.ts";
 
 /** Go's url.QueryEscape. */
 function queryEscape(text: string): string {

@@ -14,8 +14,8 @@ import {
   peerBody,
   startDaemon,
   type TestDaemon,
-} from "../helpers.ts";
-import { ProducerEmulator } from "../producer_emulator.ts";
+} from "../support/helpers.ts";
+import { ProducerEmulator } from "../support/producer_emulator.ts";
 
 /** nsqd's lookupd `peerInfo`, decoded from the IDENTIFY reply. */
 const PEER_INFO = {

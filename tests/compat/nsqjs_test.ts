@@ -8,8 +8,8 @@
 
 import assert from "node:assert/strict";
 import process from "node:process";
-import { concat, eventually, startDaemon, type TestDaemon } from "../helpers.ts";
-import { ProducerEmulator } from "../producer_emulator.ts";
+import { concat, eventually, startDaemon, type TestDaemon } from "../support/helpers.ts";
+import { ProducerEmulator } from "../support/producer_emulator.ts";
 
 // node-fetch (nsqjs's HTTP client) loads Node's deprecated `punycode` module;
 // keep that one-time warning out of the test output.

@@ -1,0 +1,58 @@
+// Accepting connections without spinning, for the TCP and HTTP servers alike.
+
+import type { Logger } from "../ops/logger.ts";
+
+export const ACCEPT_BACKOFF_MIN_MS = 5;
+export const ACCEPT_BACKOFF_MAX_MS = 1_000;
+
+export interface AcceptLoopOptions {
+  listener: Deno.TcpListener;
+  /** `TCP` or `HTTP`: the log line's prefix. */
+  label: string;
+  logger: Logger;
+  /** False once the server closes: the loop ends, and a connection accepted late is closed. */
+  accepting(): boolean;
+  /** Takes a new connection; awaited before the next accept(). */
+  take(conn: Deno.TcpConn): void | Promise<void>;
+  /** accept() and the pause between failures; injectable for tests. */
+  accept?: (listener: Deno.TcpListener) => Promise<Deno.TcpConn>;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** Accepts until the listener closes or `accepting()` turns false. */
+export async function acceptLoop(options: AcceptLoopOptions): Promise<void> {
+  const { listener, label, logger } = options;
+  const accept = options.accept ?? ((l: Deno.TcpListener) => l.accept());
+  const sleep = options.sleep ??
+    ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  let backoff = 0;
+  while (options.accepting()) {
+    let conn: Deno.TcpConn;
+    try {
+      conn = await accept(listener);
+      backoff = 0;
+    } catch (error) {
+      if (!options.accepting() || error instanceof Deno.errors.BadResource) return;
+      if (error instanceof Deno.errors.NotConnected) continue; // reset before accept()
+      // Out of descriptors (EMFILE) or memory: retrying at once would spin and
+      // flood the log until something closes. Pause, doubling, as Go does.
+      backoff = Math.min(ACCEPT_BACKOFF_MAX_MS, Math.max(ACCEPT_BACKOFF_MIN_MS, backoff * 2));
+      logger.error(`${label}: accept() failure - ${String(error)}; retrying in ${backoff}ms`);
+      await sleep(backoff);
+      continue;
+    }
+    if (!options.accepting()) {
+      closeQuietly(conn);
+      return;
+    }
+    await options.take(conn);
+  }
+}
+
+export function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // already closed
+  }
+}

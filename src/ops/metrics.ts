@@ -1,0 +1,232 @@
+// The daemon's Prometheus metrics: what they are, and the observer hooks the
+// TCP and HTTP sides call. Gauges are read from their sources at scrape time.
+
+import type { HttpObserver } from "../http/api.ts";
+import { Counter, Gauge, Histogram, MetricsRegistry } from "./prometheus.ts";
+import type { Registry } from "../registry.ts";
+
+export type RemovalReason = "disconnect" | "idle_timeout" | "unregister";
+
+/** What the TCP side reports; every method is a counter bump. */
+export interface TcpObserver {
+  connectionAccepted(): void;
+  /** `result` is `ok` or the error code the command failed with. */
+  command(command: string, result: string): void;
+  protocolError(code: string): void;
+  /** Producer entries (peer × registration) removed, by why. */
+  producersRemoved(reason: RemovalReason, count: number): void;
+}
+
+export const NOOP_TCP_OBSERVER: TcpObserver = {
+  connectionAccepted: () => {},
+  command: () => {},
+  protocolError: () => {},
+  producersRemoved: () => {},
+};
+
+/** Commands that label `command`; anything else is counted as `invalid`. */
+const KNOWN_COMMANDS: ReadonlySet<string> = new Set(["PING", "IDENTIFY", "REGISTER", "UNREGISTER"]);
+
+export const HTTP_DURATION_BUCKETS = [
+  0.0001,
+  0.00025,
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+];
+
+export interface DaemonMetricsSources {
+  registry: Registry;
+  openConnections: () => number;
+  /** Wall-clock milliseconds when the process started. */
+  startTimeMs: number;
+  now?: () => number;
+  memory?: () => { rss: number; heapUsed: number; heapTotal: number };
+}
+
+export interface DaemonMetrics {
+  readonly tcp: TcpObserver;
+  readonly http: HttpObserver;
+  render(): string;
+}
+
+export function createDaemonMetrics(sources: DaemonMetricsSources): DaemonMetrics {
+  const { registry } = sources;
+  const now = sources.now ?? Date.now;
+  const memory = sources.memory ?? (() => Deno.memoryUsage());
+  const metrics = new MetricsRegistry();
+
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_tcp_connections",
+      "TCP connections currently open.",
+      [],
+      (set) => set([], sources.openConnections()),
+    ),
+  );
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_producers_identified",
+      "Producers (nsqd peers) that have identified over TCP and are connected.",
+      [],
+      (set) => set([], registry.stats().clientProducers),
+    ),
+  );
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_producers_active",
+      "Identified producers seen within --inactive-producer-timeout.",
+      [],
+      (set) => set([], registry.activeProducerCount()),
+    ),
+  );
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_registrations",
+      "Registrations by category (client: the one registration of identified peers).",
+      ["category"],
+      (set) => {
+        const stats = registry.stats();
+        set(["client"], stats.clientProducers > 0 ? 1 : 0);
+        set(["topic"], stats.topics);
+        set(["channel"], stats.channels);
+      },
+    ),
+  );
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_producer_registrations",
+      "Producer entries (producer x registration) by category.",
+      ["category"],
+      (set) => {
+        const entries = registry.entryCounts();
+        set(["client"], entries.client);
+        set(["topic"], entries.topic);
+        set(["channel"], entries.channel);
+      },
+    ),
+  );
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_tombstoned_producers",
+      "Producer entries currently hidden by a tombstone.",
+      [],
+      (set) => set([], registry.tombstonedCount()),
+    ),
+  );
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_process_start_time_seconds",
+      "Start time of the process since the Unix epoch in seconds.",
+      [],
+      (set) => set([], Math.floor(sources.startTimeMs / 1000)),
+    ),
+  );
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_process_uptime_seconds",
+      "Seconds since the process started.",
+      [],
+      (set) => set([], (now() - sources.startTimeMs) / 1000),
+    ),
+  );
+  let lastMemory: { rss: number; heapUsed: number; heapTotal: number } | undefined;
+  const readMemory = (): { rss: number; heapUsed: number; heapTotal: number } =>
+    lastMemory ??= memory();
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_process_resident_memory_bytes",
+      "Resident memory size in bytes.",
+      [],
+      (set) => set([], readMemory().rss),
+    ),
+  );
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_process_heap_used_bytes",
+      "V8 heap in use in bytes.",
+      [],
+      (set) => set([], readMemory().heapUsed),
+    ),
+  );
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_process_heap_total_bytes",
+      "V8 heap reserved in bytes.",
+      [],
+      (set) => set([], readMemory().heapTotal),
+    ),
+  );
+
+  const accepted = metrics.add(
+    new Counter("nsqlookupd_tcp_connections_accepted_total", "TCP connections accepted."),
+  );
+  // A series without labels exists from the start (0), as client libraries print it.
+  accepted.inc([], 0);
+  const commands = metrics.add(
+    new Counter(
+      "nsqlookupd_tcp_commands_total",
+      "TCP commands handled, by command and result (ok or the error code).",
+      ["command", "result"],
+    ),
+  );
+  const protocolErrors = metrics.add(
+    new Counter(
+      "nsqlookupd_tcp_protocol_errors_total",
+      "TCP protocol errors sent to clients, by code.",
+      ["code"],
+    ),
+  );
+  const removed = metrics.add(
+    new Counter(
+      "nsqlookupd_producers_removed_total",
+      "Producer entries removed, by reason (disconnect, idle_timeout, unregister).",
+      ["reason"],
+    ),
+  );
+  for (const reason of ["disconnect", "idle_timeout", "unregister"]) removed.inc([reason], 0);
+  const httpRequests = metrics.add(
+    new Counter(
+      "nsqlookupd_http_requests_total",
+      "HTTP requests, by route and status code.",
+      ["route", "code"],
+    ),
+  );
+  const httpDuration = metrics.add(
+    new Histogram(
+      "nsqlookupd_http_request_duration_seconds",
+      "HTTP request duration in seconds, by route.",
+      ["route"],
+      HTTP_DURATION_BUCKETS,
+    ),
+  );
+
+  return {
+    tcp: {
+      connectionAccepted: () => accepted.inc(),
+      command: (command, result) =>
+        commands.inc([KNOWN_COMMANDS.has(command) ? command : "invalid", result]),
+      protocolError: (code) => protocolErrors.inc([code]),
+      producersRemoved: (reason, count) => removed.inc([reason], count),
+    },
+    http: {
+      request: (route, status, seconds) => {
+        httpRequests.inc([route, String(status)]);
+        httpDuration.observe([route], seconds);
+      },
+    },
+    render: () => {
+      lastMemory = undefined;
+      return metrics.render();
+    },
+  };
+}

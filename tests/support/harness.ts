@@ -1,0 +1,220 @@
+// Shared by scripts/fuzz.ts and scripts/load.ts: the daemon as a separate
+// process (so that its memory is measured alone), its /metrics, percentiles,
+// and a plain-text table.
+
+import { writeStderr } from "../../src/ops/logger.ts";
+
+const ROOT = decodeURIComponent(new URL("../..", import.meta.url).pathname);
+const encoder = new TextEncoder();
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  return port;
+}
+
+export interface DaemonProcess extends AsyncDisposable {
+  readonly tcpPort: number;
+  readonly httpPort: number;
+  readonly url: string;
+  /** stderr lines so far. */
+  readonly lines: string[];
+  /** SIGTERM, then the exit code (SIGKILL after `ms`). */
+  stop(ms?: number): Promise<number>;
+}
+
+/** `deno run main.ts` on free loopback ports with `args`; resolves once /ping answers. */
+export async function spawnDaemon(args: readonly string[]): Promise<DaemonProcess> {
+  const tcpPort = freePort();
+  const httpPort = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-sys=hostname",
+      `${ROOT}main.ts`,
+      `--tcp-address=127.0.0.1:${tcpPort}`,
+      `--http-address=127.0.0.1:${httpPort}`,
+      ...args,
+    ],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const reading = (async () => {
+    let rest = "";
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      rest += chunk;
+      let end: number;
+      while ((end = rest.indexOf("\n")) !== -1) {
+        lines.push(rest.slice(0, end));
+        rest = rest.slice(end + 1);
+      }
+    }
+    if (rest !== "") lines.push(rest);
+  })();
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  const url = `http://127.0.0.1:${httpPort}`;
+  const deadline = performance.now() + 20_000;
+  while (true) {
+    if (exited || performance.now() > deadline) {
+      throw new Error(`the daemon did not start:\n${lines.join("\n")}`);
+    }
+    try {
+      const res = await fetch(`${url}/ping`);
+      if ((await res.text()) === "OK") break;
+    } catch {
+      // not listening yet
+    }
+    await sleep(50);
+  }
+  const kill = (signal: Deno.Signal): void => {
+    try {
+      child.kill(signal);
+    } catch {
+      // exited already
+    }
+  };
+  let stopped: Promise<number> | undefined;
+  const stop = (ms = 10_000): Promise<number> => {
+    stopped ??= (async () => {
+      kill("SIGTERM");
+      const timer = setTimeout(() => kill("SIGKILL"), ms);
+      const { code } = await status;
+      clearTimeout(timer);
+      await reading;
+      return code;
+    })();
+    return stopped;
+  };
+  return {
+    tcpPort,
+    httpPort,
+    url,
+    lines,
+    stop,
+    [Symbol.asyncDispose]: async () => {
+      await stop(2_000);
+    },
+  };
+}
+
+/** One scrape of /metrics as `series → value` (series written as in the text). */
+export async function scrape(url: string): Promise<Map<string, number>> {
+  const res = await fetch(`${url}/metrics`);
+  const text = await res.text();
+  const values = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const space = line.lastIndexOf(" ");
+    values.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return values;
+}
+
+export interface Memory {
+  rss: number;
+  heapUsed: number;
+}
+
+export async function memory(url: string): Promise<Memory> {
+  const m = await scrape(url);
+  return {
+    rss: m.get("nsqlookupd_process_resident_memory_bytes") ?? NaN,
+    heapUsed: m.get("nsqlookupd_process_heap_used_bytes") ?? NaN,
+  };
+}
+
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+export const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+export const ms = (value: number): string => `${value.toFixed(2)} ms`;
+
+/** Prints rows as an aligned two- or three-column table to `write`. */
+export function table(rows: readonly (readonly string[])[], write: (text: string) => void): void {
+  const widths: number[] = [];
+  for (const row of rows) {
+    row.forEach((cell, i) => widths[i] = Math.max(widths[i] ?? 0, cell.length));
+  }
+  for (const row of rows) {
+    write(row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd() + "\n");
+  }
+}
+
+/** Writes all of `bytes`. */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  while (bytes.length > 0) bytes = bytes.subarray(await conn.write(bytes));
+}
+
+/** Reads until `n` bytes arrived (or EOF); returns them. */
+export async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array | null> {
+  const out = new Uint8Array(n);
+  let got = 0;
+  while (got < n) {
+    const read = await conn.read(out.subarray(got));
+    if (read === null) return null;
+    got += read;
+  }
+  return out;
+}
+
+/** Reads one response frame (4-byte length, payload) as text; null at EOF. */
+export async function readFrame(conn: Deno.Conn): Promise<string | null> {
+  const header = await readExactly(conn, 4);
+  if (header === null) return null;
+  const size = new DataView(header.buffer).getUint32(0);
+  const payload = await readExactly(conn, size);
+  return payload === null ? null : new TextDecoder().decode(payload);
+}
+
+export function identifyCommand(body: string): Uint8Array {
+  const bytes = encoder.encode(body);
+  const out = new Uint8Array(13 + bytes.length);
+  out.set(encoder.encode("IDENTIFY\n"));
+  new DataView(out.buffer).setInt32(9, bytes.length);
+  out.set(bytes, 13);
+  return out;
+}
+
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+/** `--name value` / `--name=value` integer arguments with defaults. */
+export function intArgs<T extends Record<string, number>>(args: readonly string[], defaults: T): T {
+  const out: Record<string, number> = { ...defaults };
+  for (let i = 0; i < args.length; i++) {
+    const match = /^--([a-z-]+)(?:=(.*))?$/.exec(args[i]);
+    if (match === null || !(match[1] in defaults)) {
+      writeStderr(`unknown argument ${args[i]}; known: ${Object.keys(defaults).join(", ")}\n`);
+      Deno.exit(2);
+    }
+    const value = match[2] ?? args[++i];
+    if (value === undefined || !/^\d+$/.test(value)) {
+      writeStderr(`--${match[1]} needs a non-negative integer\n`);
+      Deno.exit(2);
+    }
+    out[match[1]] = Number(value);
+  }
+  return out as T;
+}

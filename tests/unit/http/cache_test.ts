@@ -1,0 +1,196 @@
+// The serialized /lookup and /topics answers are cached; every way an answer
+// can change must be seen by the next request.
+
+import assert from "node:assert/strict";
+import { createHttpApi } from "../../../src/http/api.ts";
+import { createLogger } from "../../../src/ops/logger.ts";
+import { type PeerInfo, Registry } from "../../../src/registry.ts";
+import { ManualClock, testPeer } from "../../support/helpers.ts";
+
+const INACTIVE_MS = 1000;
+const TOMBSTONE_MS = 500;
+
+function setup(): {
+  clock: ManualClock;
+  registry: Registry;
+  lookup: (topic: string) => Promise<string[] | number>;
+  topics: () => Promise<string[]>;
+  peer: (n: number) => PeerInfo;
+} {
+  const clock = new ManualClock();
+  const registry = new Registry({
+    now: clock.now,
+    inactiveProducerTimeoutMs: INACTIVE_MS,
+    tombstoneLifetimeMs: TOMBSTONE_MS,
+  });
+  const handler = createHttpApi({
+    registry,
+    logger: createLogger({ level: "fatal", prefix: "", sink: () => {} }),
+  });
+  const get = async (path: string): Promise<Response> =>
+    await handler(new Request(`http://x${path}`));
+  return {
+    clock,
+    registry,
+    lookup: async (topic) => {
+      const res = await get(`/lookup?topic=${topic}`);
+      if (res.status !== 200) {
+        await res.body?.cancel();
+        return res.status;
+      }
+      const body = await res.json() as { producers: { remote_address: string }[] };
+      return body.producers.map((p) => p.remote_address);
+    },
+    topics: async () => ((await (await get("/topics")).json()) as { topics: string[] }).topics,
+    peer: (n) => {
+      const peer = testPeer({
+        remoteAddress: `10.0.0.${n}:1`,
+        hostname: "h",
+        broadcastAddress: `n${n}`,
+        lastUpdate: clock.now(),
+      });
+      registry.identify(peer);
+      return peer;
+    },
+  };
+}
+
+Deno.test("a cached /lookup sees a producer registering and leaving", async () => {
+  const { registry, lookup, peer } = setup();
+  const a = peer(1);
+  registry.registerTopic(a, "t");
+  assert.deepEqual(await lookup("t"), ["10.0.0.1:1"]);
+  const b = peer(2);
+  registry.registerTopic(b, "t");
+  assert.deepEqual(await lookup("t"), ["10.0.0.1:1", "10.0.0.2:1"]);
+  registry.unregisterTopic(a.id, "t");
+  assert.deepEqual(await lookup("t"), ["10.0.0.2:1"]);
+  registry.removePeer(b.id);
+  assert.deepEqual(await lookup("t"), []);
+});
+
+Deno.test("a cached /lookup sees a tombstone and its expiry", async () => {
+  const { clock, registry, lookup, peer } = setup();
+  registry.registerTopic(peer(1), "t");
+  assert.deepEqual(await lookup("t"), ["10.0.0.1:1"]);
+  registry.tombstone("t", "n1:4151");
+  assert.deepEqual(await lookup("t"), []);
+  clock.advance(TOMBSTONE_MS - 1);
+  assert.deepEqual(await lookup("t"), []);
+  clock.advance(1);
+  assert.deepEqual(await lookup("t"), ["10.0.0.1:1"]);
+});
+
+Deno.test("a cached /lookup sees a producer going inactive and coming back with PING", async () => {
+  const { clock, registry, lookup, peer } = setup();
+  const a = peer(1);
+  registry.registerTopic(a, "t");
+  assert.deepEqual(await lookup("t"), ["10.0.0.1:1"]);
+  clock.advance(INACTIVE_MS);
+  assert.deepEqual(await lookup("t"), ["10.0.0.1:1"]);
+  clock.advance(1);
+  assert.deepEqual(await lookup("t"), []);
+  registry.touch(a);
+  assert.deepEqual(await lookup("t"), ["10.0.0.1:1"]);
+});
+
+Deno.test("a cached /lookup sees channels created and deleted", async () => {
+  const { registry, peer } = setup();
+  const handler = createHttpApi({
+    registry,
+    logger: createLogger({ level: "fatal", prefix: "", sink: () => {} }),
+  });
+  const channels = async (): Promise<string[]> =>
+    ((await (await handler(new Request("http://x/lookup?topic=t"))).json()) as {
+      channels: string[];
+    }).channels;
+  registry.registerTopic(peer(1), "t");
+  assert.deepEqual(await channels(), []);
+  registry.createChannel("t", "c");
+  assert.deepEqual(await channels(), ["c"]);
+  registry.deleteChannel("t", "c");
+  assert.deepEqual(await channels(), []);
+});
+
+Deno.test("a cached /lookup sees its topic deleted and created again", async () => {
+  const { registry, lookup, peer } = setup();
+  registry.registerTopic(peer(1), "t");
+  assert.deepEqual(await lookup("t"), ["10.0.0.1:1"]);
+  registry.deleteTopic("t");
+  assert.equal(await lookup("t"), 404);
+  registry.createTopic("t");
+  assert.deepEqual(await lookup("t"), []);
+});
+
+Deno.test("a cached /topics sees topics created and deleted", async () => {
+  const { registry, topics, peer } = setup();
+  assert.deepEqual(await topics(), []);
+  registry.registerTopic(peer(1), "b");
+  assert.deepEqual(await topics(), ["b"]);
+  registry.createTopic("a");
+  assert.deepEqual(await topics(), ["a", "b"]);
+  registry.deleteTopic("b");
+  assert.deepEqual(await topics(), ["a"]);
+  registry.createChannel("z", "c");
+  assert.deepEqual(await topics(), ["a"], "a channel alone does not make a topic");
+});
+
+Deno.test("the topic version changes with every change a /lookup answer shows", () => {
+  const { clock, registry, peer } = setup();
+  const a = peer(1);
+  const versions: number[] = [];
+  const note = (): void => {
+    versions.push(registry.topicVersion("t")!);
+  };
+  registry.createTopic("t");
+  note();
+  registry.registerTopic(a, "t");
+  note();
+  registry.createChannel("t", "c");
+  note();
+  registry.tombstone("t", "n1:4151");
+  note();
+  clock.advance(INACTIVE_MS + 1);
+  registry.touch(a);
+  note();
+  registry.unregisterTopic(a.id, "t");
+  note();
+  assert.equal(new Set(versions).size, versions.length, `versions repeat: ${versions}`);
+  registry.registerChannel(a, "t", "c");
+  assert.equal(registry.topicVersion("t"), versions.at(-1), "channel membership is not shown");
+});
+
+Deno.test("a cached /nodes follows registrations, tombstones, inactivity and deletes", async () => {
+  const { clock, registry, peer } = setup();
+  const handler = createHttpApi({
+    registry,
+    logger: createLogger({ level: "fatal", prefix: "", sink: () => {} }),
+  });
+  const nodes = async (): Promise<string> => {
+    const body = (await (await handler(new Request("http://x/nodes"))).json()) as {
+      producers: { remote_address: string; topics: string[]; tombstones: boolean[] }[];
+    };
+    return body.producers.map((p) =>
+      `${p.remote_address}:${p.topics.map((t, i) => t + (p.tombstones[i] ? "!" : "")).join("+")}`
+    ).join(" ");
+  };
+  const a = peer(1);
+  assert.equal(await nodes(), "10.0.0.1:1:");
+  registry.registerTopic(a, "t");
+  assert.equal(await nodes(), "10.0.0.1:1:t");
+  registry.registerChannel(a, "t", "c");
+  registry.registerTopic(peer(2), "u");
+  assert.equal(await nodes(), "10.0.0.1:1:t 10.0.0.2:1:u");
+  registry.tombstone("t", "n1:4151");
+  assert.equal(await nodes(), "10.0.0.1:1:t! 10.0.0.2:1:u");
+  clock.advance(TOMBSTONE_MS);
+  assert.equal(await nodes(), "10.0.0.1:1:t 10.0.0.2:1:u");
+  clock.advance(INACTIVE_MS - TOMBSTONE_MS + 1);
+  assert.equal(await nodes(), "");
+  registry.touch(a);
+  assert.equal(await nodes(), "10.0.0.1:1:t");
+  registry.deleteTopic("t");
+  assert.equal(await nodes(), "10.0.0.1:1:");
+  registry.removePeer(a.id);
+  assert.equal(await nodes(), "");
+});

@@ -1,0 +1,359 @@
+import assert from "node:assert/strict";
+import { type PeerInfo, Registry } from "../../src/registry.ts";
+import { ManualClock } from "../support/helpers.ts";
+
+const INACTIVE_MS = 300_000;
+const TOMBSTONE_MS = 45_000;
+
+function setup(): { clock: ManualClock; registry: Registry } {
+  const clock = new ManualClock();
+  const registry = new Registry({
+    now: clock.now,
+    inactiveProducerTimeoutMs: INACTIVE_MS,
+    tombstoneLifetimeMs: TOMBSTONE_MS,
+  });
+  return { clock, registry };
+}
+
+function peer(
+  registry: Registry,
+  id: string,
+  fields: Partial<PeerInfo> = {},
+): PeerInfo {
+  const info: PeerInfo = {
+    id,
+    remoteAddress: id,
+    hostname: "h",
+    broadcastAddress: "b",
+    tcpPort: 4150,
+    httpPort: 4151,
+    version: "1.3.0",
+    topologyZone: "",
+    topologyRegion: "",
+    lastUpdate: registry.now(),
+    ...fields,
+  };
+  registry.identify(info);
+  return info;
+}
+
+/** The /lookup answer without its cache bookkeeping. */
+function lookupOf(
+  registry: Registry,
+  topic: string,
+): { channels: string[]; producers: PeerInfo[] } | undefined {
+  const answer = registry.lookup(topic);
+  return answer && { channels: answer.channels, producers: answer.producers };
+}
+
+function lookupIds(registry: Registry, topic: string): string[] | undefined {
+  return registry.lookup(topic)?.producers.map((p) => p.id);
+}
+
+Deno.test("identify adds the peer to the client registration once", () => {
+  const { registry } = setup();
+  const p = peer(registry, "1.1.1.1:1");
+  assert.equal(registry.identify(p), false);
+  assert.deepEqual(registry.nodes().map((n) => n.peer.id), ["1.1.1.1:1"]);
+  assert.deepEqual(registry.debug().map((d) => d.name), ["client::"]);
+  registry.assertConsistent();
+});
+
+Deno.test("REGISTER topic channel adds the producer to the channel and the topic", () => {
+  const { registry } = setup();
+  const p = peer(registry, "1.1.1.1:1");
+  assert.equal(registry.registerChannel(p, "t", "c"), true);
+  assert.equal(registry.registerTopic(p, "t"), true);
+  assert.equal(registry.registerTopic(p, "t"), false, "re-registering is a no-op");
+  assert.deepEqual(registry.topics(), ["t"]);
+  assert.deepEqual(registry.channels("t"), ["c"]);
+  assert.deepEqual(lookupOf(registry, "t"), { channels: ["c"], producers: [p] });
+  assert.deepEqual(registry.debug().map((d) => d.name), ["channel:t:c", "client::", "topic:t:"]);
+  registry.assertConsistent();
+});
+
+Deno.test("re-registering keeps the existing entry and its tombstone", () => {
+  const { registry } = setup();
+  const p = peer(registry, "1.1.1.1:1", { broadcastAddress: "n", httpPort: 1 });
+  registry.registerTopic(p, "t");
+  assert.equal(registry.tombstone("t", "n:1"), 1);
+  registry.registerTopic(p, "t");
+  assert.deepEqual(lookupIds(registry, "t"), []);
+  assert.deepEqual(registry.nodes()[0].tombstones, [true]);
+});
+
+Deno.test("removing a peer keeps its registrations and cleans the peer index", () => {
+  const { registry } = setup();
+  const p = peer(registry, "1.1.1.1:1");
+  registry.registerChannel(p, "t", "c");
+  registry.registerTopic(p, "t");
+  const removed = registry.removePeer(p.id);
+  assert.deepEqual(removed.map((r) => `${r.category}:${r.key}:${r.subkey}`), [
+    "channel:t:c",
+    "client::",
+    "topic:t:",
+  ]);
+  assert.deepEqual(registry.topics(), ["t"]);
+  assert.deepEqual(registry.channels("t"), ["c"]);
+  assert.deepEqual(lookupOf(registry, "t"), { channels: ["c"], producers: [] });
+  assert.deepEqual(registry.nodes(), []);
+  assert.deepEqual(registry.debug(), []);
+  assert.deepEqual(registry.membershipsOf(p.id), []);
+  assert.equal(registry.stats().peers, 0);
+  registry.assertConsistent();
+});
+
+Deno.test("ephemeral registrations go away with their last producer on disconnect", () => {
+  const { registry } = setup();
+  const a = peer(registry, "1.1.1.1:1");
+  const b = peer(registry, "1.1.1.1:2");
+  registry.registerChannel(a, "e#ephemeral", "c#ephemeral");
+  registry.registerTopic(a, "e#ephemeral");
+  registry.registerChannel(a, "t", "c#ephemeral");
+  registry.registerChannel(b, "t", "c#ephemeral");
+  registry.registerTopic(a, "t");
+  registry.removePeer(a.id);
+  assert.deepEqual(registry.topics(), ["t"], "ephemeral topic deleted, t stays");
+  assert.deepEqual(registry.channels("e#ephemeral"), []);
+  assert.deepEqual(registry.channels("t"), ["c#ephemeral"], "still has producer b");
+  registry.removePeer(b.id);
+  assert.deepEqual(registry.channels("t"), []);
+  assert.deepEqual(registry.topics(), ["t"]);
+  registry.assertConsistent();
+});
+
+Deno.test("UNREGISTER of a channel removes only that channel membership", () => {
+  const { registry } = setup();
+  const p = peer(registry, "1.1.1.1:1");
+  registry.registerChannel(p, "t", "c");
+  registry.registerChannel(p, "t", "d");
+  registry.registerTopic(p, "t");
+  assert.equal(registry.unregisterChannel(p.id, "t", "c"), true);
+  assert.equal(registry.unregisterChannel(p.id, "t", "c"), false);
+  assert.equal(registry.unregisterChannel(p.id, "nosuch", "c"), false);
+  assert.deepEqual(registry.channels("t"), ["c", "d"], "the registration stays");
+  assert.deepEqual(
+    registry.membershipsOf(p.id).map((r) => r.name),
+    ["channel:t:d", "client::", "topic:t:"],
+  );
+  registry.assertConsistent();
+});
+
+Deno.test("UNREGISTER of an ephemeral channel deletes it with its last producer", () => {
+  const { registry } = setup();
+  const a = peer(registry, "1.1.1.1:1");
+  const b = peer(registry, "1.1.1.1:2");
+  registry.registerChannel(a, "t", "c#ephemeral");
+  registry.registerChannel(b, "t", "c#ephemeral");
+  registry.unregisterChannel(a.id, "t", "c#ephemeral");
+  assert.deepEqual(registry.channels("t"), ["c#ephemeral"]);
+  registry.unregisterChannel(b.id, "t", "c#ephemeral");
+  assert.deepEqual(registry.channels("t"), []);
+  registry.assertConsistent();
+});
+
+Deno.test("UNREGISTER of a topic removes the producer from all its channels and the topic", () => {
+  const { registry } = setup();
+  const p = peer(registry, "1.1.1.1:1");
+  const other = peer(registry, "1.1.1.1:2");
+  registry.registerChannel(p, "t", "b");
+  registry.registerChannel(p, "t", "a");
+  registry.registerTopic(p, "t");
+  registry.registerTopic(other, "t");
+  registry.registerTopic(p, "u");
+  assert.deepEqual(registry.unregisterTopic(p.id, "t"), { channels: ["a", "b"], topic: true });
+  assert.deepEqual(registry.unregisterTopic(p.id, "t"), { channels: [], topic: false });
+  assert.deepEqual(lookupIds(registry, "t"), ["1.1.1.1:2"]);
+  assert.deepEqual(lookupIds(registry, "u"), ["1.1.1.1:1"]);
+  assert.deepEqual(registry.channels("t"), ["a", "b"]);
+  registry.assertConsistent();
+});
+
+Deno.test("UNREGISTER of an ephemeral topic deletes it with its last producer", () => {
+  const { registry } = setup();
+  const p = peer(registry, "1.1.1.1:1");
+  registry.registerChannel(p, "t#ephemeral", "c");
+  registry.registerTopic(p, "t#ephemeral");
+  registry.unregisterTopic(p.id, "t#ephemeral");
+  assert.deepEqual(registry.topics(), []);
+  assert.equal(registry.lookup("t#ephemeral"), undefined);
+  assert.deepEqual(registry.channels("t#ephemeral"), ["c"], "non-ephemeral channel stays");
+  registry.assertConsistent();
+});
+
+Deno.test("tombstones are per topic and expire after the tombstone lifetime", () => {
+  const { clock, registry } = setup();
+  const p = peer(registry, "1.1.1.1:1", { broadcastAddress: "host", httpPort: 4151 });
+  registry.registerTopic(p, "a");
+  registry.registerTopic(p, "b");
+  assert.equal(registry.tombstone("a", "host:9999"), 0);
+  assert.equal(registry.tombstone("nosuch", "host:4151"), 0);
+  assert.equal(registry.tombstone("a", "host:4151"), 1);
+  assert.deepEqual(lookupIds(registry, "a"), []);
+  assert.deepEqual(lookupIds(registry, "b"), [p.id]);
+  const node = registry.nodes()[0];
+  assert.deepEqual([node.topics, node.tombstones], [["a", "b"], [true, false]]);
+  clock.advance(TOMBSTONE_MS - 1);
+  assert.deepEqual(lookupIds(registry, "a"), []);
+  clock.advance(1);
+  assert.deepEqual(lookupIds(registry, "a"), [p.id], "visible again at the lifetime");
+  assert.deepEqual(registry.nodes()[0].tombstones, [false, false]);
+  const debugEntry = registry.debug().find((d) => d.name === "topic:a:")!;
+  assert.equal(debugEntry.producers[0].tombstoned, true, "/debug shows the raw flag");
+});
+
+Deno.test("an inactive producer is hidden from lookup and nodes until it pings", () => {
+  const { clock, registry } = setup();
+  const p = peer(registry, "1.1.1.1:1");
+  registry.registerTopic(p, "t");
+  clock.advance(INACTIVE_MS);
+  assert.deepEqual(lookupIds(registry, "t"), [p.id], "active at exactly the timeout");
+  clock.advance(1);
+  assert.deepEqual(lookupIds(registry, "t"), []);
+  assert.deepEqual(registry.nodes(), []);
+  assert.deepEqual(registry.topics(), ["t"]);
+  const previous = registry.touch(p);
+  assert.equal(clock.ms - previous, INACTIVE_MS + 1);
+  assert.deepEqual(lookupIds(registry, "t"), [p.id]);
+  assert.equal(registry.nodes().length, 1);
+});
+
+Deno.test("tombstoned producers stay listed in nodes", () => {
+  const { registry } = setup();
+  const p = peer(registry, "1.1.1.1:1", { broadcastAddress: "x", httpPort: 2 });
+  registry.registerTopic(p, "t");
+  registry.tombstone("t", "x:2");
+  assert.equal(registry.nodes().length, 1);
+});
+
+Deno.test("HTTP create and delete of topics and channels", () => {
+  const { registry } = setup();
+  assert.equal(registry.createTopic("t"), true);
+  assert.equal(registry.createTopic("t"), false);
+  assert.equal(registry.createChannel("t", "c"), true);
+  assert.equal(registry.createChannel("t", "c"), false);
+  assert.deepEqual(lookupOf(registry, "t"), { channels: ["c"], producers: [] });
+  assert.equal(registry.deleteChannel("t", "c"), true);
+  assert.equal(registry.deleteChannel("t", "c"), false);
+  assert.deepEqual(registry.channels("t"), []);
+  assert.deepEqual(registry.deleteTopic("nosuch"), { channels: [], topic: false });
+  registry.assertConsistent();
+});
+
+Deno.test("deleting a topic removes its channels and every producer membership", () => {
+  const { registry } = setup();
+  const p = peer(registry, "1.1.1.1:1");
+  registry.registerChannel(p, "t", "c");
+  registry.registerChannel(p, "t", "d");
+  registry.registerTopic(p, "t");
+  registry.registerTopic(p, "keep");
+  assert.deepEqual(registry.deleteTopic("t"), { channels: ["c", "d"], topic: true });
+  assert.deepEqual(registry.topics(), ["keep"]);
+  assert.deepEqual(registry.channels("t"), []);
+  assert.equal(registry.lookup("t"), undefined);
+  assert.deepEqual(registry.nodes()[0].topics, ["keep"]);
+  assert.deepEqual(registry.membershipsOf(p.id).map((r) => r.name), ["client::", "topic:keep:"]);
+  registry.assertConsistent();
+  assert.deepEqual(registry.removePeer(p.id).length, 2);
+  registry.assertConsistent();
+});
+
+Deno.test("channels can outlive their topic registration", () => {
+  const { registry } = setup();
+  registry.createChannel("t", "c");
+  registry.createTopic("t");
+  const p = peer(registry, "1.1.1.1:1");
+  registry.registerTopic(p, "t#ephemeral");
+  registry.registerChannel(p, "t#ephemeral", "c");
+  registry.unregisterTopic(p.id, "t#ephemeral");
+  assert.equal(registry.lookup("t#ephemeral"), undefined);
+  assert.deepEqual(registry.channels("t#ephemeral"), ["c"]);
+  assert.equal(registry.deleteChannel("t#ephemeral", "c"), true);
+  assert.deepEqual(registry.stats(), { peers: 1, topics: 1, channels: 1, clientProducers: 1 });
+  registry.assertConsistent();
+});
+
+Deno.test("answers are sorted: names by name, producers by address, port, remote", () => {
+  const { registry } = setup();
+  const c = peer(registry, "9.9.9.9:3", { broadcastAddress: "b", tcpPort: 2 });
+  const a = peer(registry, "9.9.9.9:2", { broadcastAddress: "a", tcpPort: 9 });
+  const b2 = peer(registry, "9.9.9.9:1", { broadcastAddress: "b", tcpPort: 2 });
+  const b1 = peer(registry, "9.9.9.9:4", { broadcastAddress: "b", tcpPort: 1 });
+  for (const p of [c, a, b2, b1]) {
+    registry.registerTopic(p, "t");
+    registry.registerChannel(p, "t", p.id.endsWith("1") ? "zz" : "aa");
+  }
+  registry.createTopic("m");
+  registry.createTopic("B");
+  assert.deepEqual(registry.topics(), ["B", "m", "t"]);
+  assert.deepEqual(registry.channels("t"), ["aa", "zz"]);
+  assert.deepEqual(lookupIds(registry, "t"), ["9.9.9.9:2", "9.9.9.9:4", "9.9.9.9:1", "9.9.9.9:3"]);
+  assert.deepEqual(registry.nodes().map((n) => n.peer.id), [
+    "9.9.9.9:2",
+    "9.9.9.9:4",
+    "9.9.9.9:1",
+    "9.9.9.9:3",
+  ]);
+});
+
+Deno.test("indexes stay consistent through a random mix of operations", () => {
+  const { clock, registry } = setup();
+  // Deterministic pseudo-random sequence so a failure is reproducible.
+  let seed = 12345;
+  const random = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
+  const peers: PeerInfo[] = [];
+  const topics = ["a", "b", "c#ephemeral", "d"];
+  const channels = ["x", "y#ephemeral"];
+  for (let i = 0; i < 3000; i++) {
+    clock.advance(random(1000));
+    const op = random(10);
+    const topic = topics[random(topics.length)];
+    const channel = channels[random(channels.length)];
+    if (op === 0 || peers.length === 0) {
+      peers.push(peer(registry, `10.0.0.1:${i}`, { broadcastAddress: `n${random(3)}` }));
+      continue;
+    }
+    const p = peers[random(peers.length)];
+    switch (op) {
+      case 1:
+        registry.registerTopic(p, topic);
+        break;
+      case 2:
+        registry.registerChannel(p, topic, channel);
+        registry.registerTopic(p, topic);
+        break;
+      case 3:
+        registry.unregisterChannel(p.id, topic, channel);
+        break;
+      case 4:
+        registry.unregisterTopic(p.id, topic);
+        break;
+      case 5:
+        registry.removePeer(p.id);
+        peers.splice(peers.indexOf(p), 1);
+        break;
+      case 6:
+        registry.deleteTopic(topic);
+        break;
+      case 7:
+        registry.deleteChannel(topic, channel);
+        break;
+      case 8:
+        registry.createChannel(topic, channel);
+        break;
+      default:
+        registry.tombstone(topic, `n${random(3)}:4151`);
+    }
+    registry.assertConsistent();
+    for (const node of registry.nodes()) {
+      assert.equal(node.topics.length, node.tombstones.length);
+    }
+  }
+  for (const p of [...peers]) registry.removePeer(p.id);
+  registry.assertConsistent();
+  assert.equal(registry.stats().peers, 0);
+  assert.deepEqual(registry.debug(), []);
+});
