@@ -10,7 +10,8 @@
 //   deno run --allow-net scripts/bench_metrics.ts [--quick]
 
 import { createDaemonMetrics } from "../src/ops/metrics.ts";
-import { createHttpApi, type HttpHandler } from "../src/http/api.ts";
+import { createHttpApi } from "../src/http/api.ts";
+import { type WebHandler as HttpHandler, webHandler } from "../tests/support/web_api.ts";
 import { createLogger, writeStdout } from "../src/ops/logger.ts";
 import { type PeerInfo, Registry } from "../src/registry.ts";
 
@@ -46,13 +47,15 @@ function setup(withMetrics: boolean): HttpHandler {
     registry.registerTopic(peer, "t");
   }
   const logger = createLogger({ level: "warn", prefix: "", sink: () => {} });
-  if (!withMetrics) return createHttpApi({ registry, logger });
+  if (!withMetrics) return webHandler(createHttpApi({ registry, logger }));
   const metrics = createDaemonMetrics({
     registry,
     openConnections: () => 0,
     startTimeMs: Date.now(),
   });
-  return createHttpApi({ registry, logger, observer: metrics.http, metrics: metrics.render });
+  return webHandler(
+    createHttpApi({ registry, logger, observer: metrics.http, metrics: metrics.render }),
+  );
 }
 
 function median(values: number[]): number {

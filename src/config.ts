@@ -56,7 +56,6 @@ export interface NsqlookupdFlags {
   readonly tombstoneLifetime: FlagRef<bigint>;
   readonly maxIdentifySize: FlagRef<number>;
   readonly legacyHttpApi: FlagRef<boolean>;
-  readonly httpGuard: FlagRef<boolean>;
 }
 
 /** The reference's flag set (names, usage strings, defaults) plus our additions. */
@@ -117,12 +116,6 @@ export function createFlags(hostname: string): NsqlookupdFlags {
       d.legacyHttpApi,
       "serve the NSQ 0.x HTTP API (wrapped responses, GET on mutating routes, old route names) " +
         "to clients that do not ask for v1",
-    ),
-    httpGuard: set.bool(
-      "http-guard",
-      d.httpGuard,
-      "serve HTTP with the built-in HTTP/1.1 server, which enforces header, body and idle " +
-        "timeouts and a connection cap; false serves with Deno.serve (no such limits)",
     ),
     logFormat: set.value<LogFormat>("log-format", {
       initial: d.logFormat,
@@ -350,7 +343,6 @@ function resolveOptions(
     tombstoneLifetimeMs: nsToMs(pick(flags.tombstoneLifetime, coerceDuration)),
     maxIdentifySize: pick(flags.maxIdentifySize, coerceIdentifySize),
     legacyHttpApi: pick(flags.legacyHttpApi, coerceBool),
-    httpGuard: pick(flags.httpGuard, coerceBool),
   };
 }
 

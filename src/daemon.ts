@@ -43,8 +43,8 @@ export interface Daemon {
   readonly httpAddr: Deno.NetAddr;
   readonly registry: Registry;
   readonly tcpServer: TcpServer;
-  /** Our HTTP/1.1 server, which enforces the HTTP limits (absent with --http-guard=false). */
-  readonly httpServer: HttpServer | undefined;
+  /** Our HTTP/1.1 server, which enforces the HTTP limits. */
+  readonly httpServer: HttpServer;
   readonly handler: HttpApi;
   readonly metrics: DaemonMetrics;
   /** Stops accepting, closes clients, lets in-flight HTTP requests finish (bounded). */
@@ -110,42 +110,25 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     options.tcpAddress,
     (hostname, port) => Deno.listen({ hostname, port, transport: "tcp" }),
   );
-  let http: Deno.HttpServer<Deno.NetAddr> | undefined;
-  let httpServer: HttpServer | undefined;
-  let httpAddr: Deno.NetAddr;
+  let httpServer: HttpServer;
   try {
-    if (options.httpGuard) {
-      const httpListener = bind(
-        options.httpAddress,
-        (hostname, port) => Deno.listen({ hostname, port, transport: "tcp" }),
-      );
-      httpServer = new HttpServer({
-        listener: httpListener,
-        api: handler,
-        logger,
-        maxBodyBytes: MAX_BODY_BYTES,
-        maxConnections: limits.http,
-      });
-      httpServer.start();
-      httpAddr = httpServer.addr;
-    } else {
-      // Deno's own server: faster to set up, but without timeouts or a connection cap.
-      http = bind(options.httpAddress, (hostname, port) =>
-        Deno.serve({
-          hostname,
-          port,
-          onListen: () => {},
-          onError: (error: unknown): Response => {
-            logger.error(`HTTP: request failed - ${describe(error)}`);
-            return new Response(null, { status: 500 });
-          },
-        }, handler));
-      httpAddr = http.addr;
-    }
+    const httpListener = bind(
+      options.httpAddress,
+      (hostname, port) => Deno.listen({ hostname, port, transport: "tcp" }),
+    );
+    httpServer = new HttpServer({
+      listener: httpListener,
+      api: handler,
+      logger,
+      maxBodyBytes: MAX_BODY_BYTES,
+      maxConnections: limits.http,
+    });
   } catch (error) {
     listener.close();
     throw error;
   }
+  httpServer.start();
+  const httpAddr = httpServer.addr;
 
   const tcpAddr = listener.addr;
   const identifyResponse = `{"broadcast_address":${
@@ -176,19 +159,7 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     stopping ??= (async () => {
       await tcpServer.close();
       logger.info(`HTTP: closing ${formatNetAddr(httpAddr)}`, { address: formatNetAddr(httpAddr) });
-      if (httpServer !== undefined) {
-        await httpServer.close(HTTP_SHUTDOWN_GRACE_MS);
-      } else {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const grace = new Promise<void>((resolve) => {
-          timer = setTimeout(() => {
-            logger.warn(`HTTP: in-flight requests still running after ${HTTP_SHUTDOWN_GRACE_MS}ms`);
-            resolve();
-          }, HTTP_SHUTDOWN_GRACE_MS);
-        });
-        await Promise.race([http!.shutdown(), grace]);
-        clearTimeout(timer);
-      }
+      await httpServer.close(HTTP_SHUTDOWN_GRACE_MS);
     })();
     return stopping;
   };

@@ -13,8 +13,6 @@ export interface Options {
   logFormat: LogFormat;
   maxIdentifySize: number;
   legacyHttpApi: boolean;
-  /** Serve HTTP with HttpServer (timeouts, connection cap); false: with Deno.serve. */
-  httpGuard: boolean;
 }
 
 export function defaultOptions(hostname: string): Options {
@@ -29,6 +27,5 @@ export function defaultOptions(hostname: string): Options {
     logFormat: "text",
     maxIdentifySize: 65536,
     legacyHttpApi: false,
-    httpGuard: true,
   };
 }

@@ -1,9 +1,6 @@
 // The HTTP API over the registry, testable without a socket: `answer()` maps a
-// plain request to an answer synchronously (our HTTP server calls it), and the
-// API itself is a `(Request) => Response` function (tests, and Deno.serve with
-// --http-guard=false).
+// plain request to an answer synchronously; our HTTP server calls it.
 
-import { formatAddress } from "../gocompat/address.ts";
 import { formatDuration } from "../gocompat/duration.ts";
 import {
   CHANNEL_NOT_FOUND,
@@ -103,12 +100,6 @@ export interface HttpApiOptions {
   metrics?: () => string;
 }
 
-export interface RequestInfo {
-  remoteAddr: Deno.NetAddr;
-}
-
-export type HttpHandler = (request: Request, info?: RequestInfo) => Response | Promise<Response>;
-
 /** A request as the API needs it: no body (no route reads one), no URL object. */
 export interface ApiRequest {
   readonly method: string;
@@ -121,11 +112,8 @@ export interface ApiRequest {
   readonly bodyTooLarge?: boolean;
 }
 
-/**
- * The API: a `(Request) => Response` function (tests, Deno.serve), and
- * `answer()`, the same synchronously over a plain request (our HTTP server).
- */
-export interface HttpApi extends HttpHandler {
+/** The API: `answer()` maps a plain request to its answer, synchronously. */
+export interface HttpApi {
   answer(request: ApiRequest): HttpAnswer;
 }
 
@@ -489,30 +477,7 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
     };
   };
 
-  const handler = async (request: Request, info?: RequestInfo): Promise<Response> => {
-    // GET carries no body worth reading; skipping the check keeps this path lean.
-    const bodyTooLarge = request.method !== "GET" && request.body !== null &&
-      await drainBody(request);
-    return toWebResponse(answer({
-      method: request.method,
-      target: request.url,
-      accept: request.headers.get("accept") ?? undefined,
-      remote: info === undefined
-        ? undefined
-        : formatAddress(info.remoteAddr.hostname, info.remoteAddr.port),
-      bodyTooLarge,
-    }));
-  };
-  return Object.assign(handler, { answer });
-}
-
-/** An answer as a web Response (for Deno.serve and tests). */
-export function toWebResponse(answer: HttpAnswer): Response {
-  const headers: [string, string][] = answer.headers.map(([name, value]) => [name, value]);
-  if (answer.defaultContentType !== undefined) {
-    headers.push(["Content-Type", answer.defaultContentType]);
-  }
-  return new Response(answer.body, { status: answer.status, headers });
+  return { answer };
 }
 
 /**
@@ -571,29 +536,6 @@ function toLegacyAnswer(outcome: Outcome, extraHeaders: [string, string][]): Htt
     case "http-error":
       // NSQ 0.x answered every handler error with 500 and the code as status_txt.
       return wrapped(ROUTER_ERRORS.has(outcome.code) ? outcome.status : 500, outcome.code, "null");
-  }
-}
-
-/** Reads and discards the request body; true when it exceeds MAX_BODY_BYTES. */
-async function drainBody(request: Request): Promise<boolean> {
-  const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > MAX_BODY_BYTES) return true;
-  const reader = request.body!.getReader();
-  let total = 0;
-  try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) return false;
-      total += value.length;
-      if (total > MAX_BODY_BYTES) {
-        await reader.cancel();
-        return true;
-      }
-    }
-  } catch {
-    return false;
-  } finally {
-    reader.releaseLock();
   }
 }
 

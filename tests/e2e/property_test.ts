@@ -12,6 +12,7 @@ import { parseQuery } from "../../src/gocompat/query.ts";
 import { Registry } from "../../src/registry.ts";
 import { LookupSession, MAX_LINE_LENGTH } from "../../src/tcp/protocol.ts";
 import { bin, concat, ManualClock, peerBody } from "../support/helpers.ts";
+import { type WebHandler, webHandler } from "../support/web_api.ts";
 
 const concatAll = (parts: readonly Uint8Array[]): Uint8Array => concat(...parts);
 
@@ -519,7 +520,7 @@ const queryString: fc.Arbitrary<string> = fc.oneof(
 const DEFINED = new Set([200, 301, 308, 400, 404, 405, 413, 414]);
 
 function httpHarness(legacy: boolean): {
-  handler: ReturnType<typeof createHttpApi>;
+  handler: WebHandler;
   registry: Registry;
 } {
   const registry = new Registry({
@@ -529,12 +530,12 @@ function httpHarness(legacy: boolean): {
   });
   registry.createChannel("t", "c");
   registry.createTopic("t");
-  const handler = createHttpApi({
+  const handler = webHandler(createHttpApi({
     registry,
     logger: createLogger({ level: "fatal", prefix: "", sink: () => {} }),
     legacy,
     metrics: () => "",
-  });
+  }));
   return { handler, registry };
 }
 

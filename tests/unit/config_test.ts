@@ -14,10 +14,6 @@ const USAGE = "Usage of nsqlookupd:\n" +
   "    \tpath to config file\n" +
   "  -http-address string\n" +
   '    \t<addr>:<port> to listen on for HTTP clients (default "0.0.0.0:4161")\n' +
-  "  -http-guard\n" +
-  "    \tserve HTTP with the built-in HTTP/1.1 server, which enforces header, body and idle " +
-  "timeouts and a connection cap; false serves with Deno.serve (no such limits) " +
-  "(default true)\n" +
   "  -inactive-producer-timeout duration\n" +
   "    \tduration of time a producer will remain in the active list since its last ping " +
   "(default 5m0s)\n" +
@@ -182,7 +178,6 @@ Deno.test("config: every flag sets its option", () => {
     "--log-format=json",
     "--max-identify-size=0x100",
     "--legacy-http-api",
-    "--http-guard=false",
     "--verbose",
   ]);
   assert.deepEqual(got, {
@@ -196,7 +191,6 @@ Deno.test("config: every flag sets its option", () => {
     logFormat: "json",
     maxIdentifySize: 256,
     legacyHttpApi: true,
-    httpGuard: false,
   });
 });
 
@@ -279,7 +273,6 @@ Deno.test("config: every key of the file sets its option", () => {
     'log_format = "json"',
     "max_identify_size = 1024",
     "legacy_http_api = true",
-    "http_guard = false",
   ].join("\n");
   assert.deepEqual(fromFile(toml), {
     kind: "run",
@@ -295,7 +288,6 @@ Deno.test("config: every key of the file sets its option", () => {
       logFormat: "json",
       maxIdentifySize: 1024,
       legacyHttpApi: true,
-      httpGuard: false,
     },
   });
 });

@@ -3,7 +3,7 @@
 // only the server adds (Content-Length, HEAD, redirects as sent).
 
 import assert from "node:assert/strict";
-import { createHttpApi, type HttpHandler, MAX_BODY_BYTES } from "../../../src/http/api.ts";
+import { createHttpApi, MAX_BODY_BYTES } from "../../../src/http/api.ts";
 import type { LogLevel } from "../../../src/ops/logger.ts";
 import { type PeerInfo, Registry } from "../../../src/registry.ts";
 import {
@@ -17,6 +17,7 @@ import {
   startDaemon,
   testPeer,
 } from "../../support/helpers.ts";
+import { type WebHandler, webHandler } from "../../support/web_api.ts";
 
 const INACTIVE_MS = 300_000;
 const TOMBSTONE_MS = 45_000;
@@ -27,7 +28,7 @@ interface Api {
   readonly registry: Registry;
   readonly clock: ManualClock;
   readonly logs: string[];
-  readonly handler: HttpHandler;
+  readonly handler: WebHandler;
   get(pathAndQuery: string, init?: RequestInit): Promise<Response>;
   post(pathAndQuery: string, init?: RequestInit): Promise<Response>;
   request(method: string, pathAndQuery: string, init?: RequestInit): Promise<Response>;
@@ -43,7 +44,7 @@ function api(level: LogLevel = "debug"): Api {
     tombstoneLifetimeMs: TOMBSTONE_MS,
   });
   const { logger, logs } = captureLogger(level);
-  const handler = createHttpApi({ registry, logger });
+  const handler = webHandler(createHttpApi({ registry, logger }));
   const request = async (method: string, path: string, init?: RequestInit): Promise<Response> =>
     await handler(new Request(`http://x${path}`, { method, ...init }));
   return {

@@ -6,6 +6,7 @@ import { createHttpApi } from "../../../src/http/api.ts";
 import { createLogger } from "../../../src/ops/logger.ts";
 import { type PeerInfo, Registry } from "../../../src/registry.ts";
 import { ManualClock, testPeer } from "../../support/helpers.ts";
+import { webHandler } from "../../support/web_api.ts";
 
 const INACTIVE_MS = 1000;
 const TOMBSTONE_MS = 500;
@@ -23,10 +24,10 @@ function setup(): {
     inactiveProducerTimeoutMs: INACTIVE_MS,
     tombstoneLifetimeMs: TOMBSTONE_MS,
   });
-  const handler = createHttpApi({
+  const handler = webHandler(createHttpApi({
     registry,
     logger: createLogger({ level: "fatal", prefix: "", sink: () => {} }),
-  });
+  }));
   const get = async (path: string): Promise<Response> =>
     await handler(new Request(`http://x${path}`));
   return {
@@ -96,10 +97,10 @@ Deno.test("a cached /lookup sees a producer going inactive and coming back with 
 
 Deno.test("a cached /lookup sees channels created and deleted", async () => {
   const { registry, peer } = setup();
-  const handler = createHttpApi({
+  const handler = webHandler(createHttpApi({
     registry,
     logger: createLogger({ level: "fatal", prefix: "", sink: () => {} }),
-  });
+  }));
   const channels = async (): Promise<string[]> =>
     ((await (await handler(new Request("http://x/lookup?topic=t"))).json()) as {
       channels: string[];
@@ -162,10 +163,10 @@ Deno.test("the topic version changes with every change a /lookup answer shows", 
 
 Deno.test("a cached /nodes follows registrations, tombstones, inactivity and deletes", async () => {
   const { clock, registry, peer } = setup();
-  const handler = createHttpApi({
+  const handler = webHandler(createHttpApi({
     registry,
     logger: createLogger({ level: "fatal", prefix: "", sink: () => {} }),
-  });
+  }));
   const nodes = async (): Promise<string> => {
     const body = (await (await handler(new Request("http://x/nodes"))).json()) as {
       producers: { remote_address: string; topics: string[]; tombstones: boolean[] }[];

@@ -4,12 +4,7 @@
 // flag and without it, NSQ 0.x's `{"status_code","status_txt","data"}`.
 
 import assert from "node:assert/strict";
-import {
-  ACCEPT_V1,
-  createHttpApi,
-  type HttpHandler,
-  LEGACY_ALIASES,
-} from "../../../src/http/api.ts";
+import { ACCEPT_V1, createHttpApi, LEGACY_ALIASES } from "../../../src/http/api.ts";
 import { Registry } from "../../../src/registry.ts";
 import {
   captureLogger,
@@ -20,6 +15,7 @@ import {
   startDaemon,
   testPeer,
 } from "../../support/helpers.ts";
+import { type WebHandler, webHandler } from "../../support/web_api.ts";
 
 const TEXT_CONTENT_TYPE = "text/plain; charset=utf-8";
 /** ManualClock's default start, in Unix nanoseconds as /debug prints it. */
@@ -27,7 +23,7 @@ const START_NS = "1800000000000000000";
 
 interface Api {
   readonly registry: Registry;
-  readonly handler: HttpHandler;
+  readonly handler: WebHandler;
   readonly logs: string[];
 }
 
@@ -44,7 +40,7 @@ function api(legacy: boolean): Api {
   registry.registerChannel(peer, "t", "c");
   registry.registerTopic(peer, "t");
   const { logger, logs } = captureLogger();
-  return { registry, handler: createHttpApi({ registry, logger, legacy }), logs };
+  return { registry, handler: webHandler(createHttpApi({ registry, logger, legacy })), logs };
 }
 
 interface Snapshot {

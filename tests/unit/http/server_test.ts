@@ -288,16 +288,6 @@ Deno.test("shutdown closes idle keep-alive connections at once and lets a respon
   assert.equal(server.connectionCount, 0);
 });
 
-Deno.test("with --http-guard=false Deno.serve answers on the public port itself", async () => {
-  await using daemon = startDaemon({ httpGuard: false });
-  assert.equal(daemon.httpServer, undefined);
-  const res = await daemon.get("/ping");
-  assert.equal(await res.text(), "OK");
-  await eventually(() =>
-    daemon.logs.some((l) => /^INFO: 200 GET \/ping \(127\.0\.0\.1:\d+\) /.test(l))
-  );
-});
-
 Deno.test("by default our HTTP server answers on the public port", async () => {
   await using daemon = startDaemon();
   assert.notEqual(daemon.httpServer, undefined);
