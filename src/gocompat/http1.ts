@@ -474,13 +474,27 @@ function parseHead(bytes: Uint8Array): { head: HttpRequestHead; framing: Framing
   };
 }
 
+/**
+ * A body produced in slices, for answers too large to build in one go: each
+ * `next()` does a bounded amount of work (well under a millisecond) and gives
+ * the next piece. The server pulls a slice only when the previous ones have
+ * been handed to the kernel, and yields to other connections in between; it
+ * calls `return()` when it abandons the body (client gone, shutdown).
+ */
+export interface StreamedBody {
+  readonly slices: Iterator<string | Uint8Array<ArrayBuffer>, void, undefined>;
+}
+
 /** What a handler answers; serialized the way Go's net/http does. */
 export interface HttpAnswer {
   readonly status: number;
   /** Headers the handler sets: written in Go's canonical form, sorted, before Date. */
   readonly headers: ReadonlyArray<readonly [string, string]>;
-  /** UTF-8 text, or bytes already encoded (sent by reference when large); null for no body. */
-  readonly body: string | Uint8Array<ArrayBuffer> | null;
+  /**
+   * UTF-8 text, or bytes already encoded (sent by reference when large), or
+   * a body streamed in slices; null for no body.
+   */
+  readonly body: string | Uint8Array<ArrayBuffer> | StreamedBody | null;
   /** A Content-Type Go's server adds itself (sniffed): written after Content-Length. */
   readonly defaultContentType?: string;
 }
@@ -633,6 +647,15 @@ export class ResponseBuffer {
   append(answer: HttpAnswer, options: SerializeOptions): void {
     if (answer.body instanceof Uint8Array) {
       this.#appendEncoded(answer, answer.body, options);
+      return;
+    }
+    if (answer.body !== null && typeof answer.body !== "string") {
+      // TEMPORARY until the server streams: the slices, gathered.
+      let text = "";
+      for (let r = answer.body.slices.next(); !r.done; r = answer.body.slices.next()) {
+        text += typeof r.value === "string" ? r.value : new TextDecoder().decode(r.value);
+      }
+      this.append({ ...answer, body: text }, options);
       return;
     }
     const body = answer.body ?? "";

@@ -108,13 +108,23 @@ export interface ApiRequest {
   readonly accept?: string;
   /** For the request log line, e.g. `127.0.0.1:5555`. */
   readonly remote?: string;
+  /** The peer's address, for access rules (absent in tests that do not need it). */
+  readonly remoteAddr?: Deno.NetAddr;
+  /** The Authorization header as sent (`Bearer <secret>` from go-nsq and pynsq). */
+  readonly authorization?: string;
+  /** The request came over the HTTPS listener. */
+  readonly tls?: boolean;
   /** The body exceeded MAX_BODY_BYTES: answered 413. */
   readonly bodyTooLarge?: boolean;
 }
 
-/** The API: `answer()` maps a plain request to its answer, synchronously. */
+/**
+ * The API: `answer()` maps a plain request to its answer, synchronously for
+ * everything it can answer from memory; a Promise only when it must wait for
+ * something outside (an auth server).
+ */
 export interface HttpApi {
-  answer(request: ApiRequest): HttpAnswer;
+  answer(request: ApiRequest): HttpAnswer | Promise<HttpAnswer>;
 }
 
 export function createHttpApi(options: HttpApiOptions): HttpApi {

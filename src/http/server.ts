@@ -44,7 +44,7 @@ const encoder = new TextEncoder();
 
 export interface HttpServerOptions {
   listener: Deno.TcpListener;
-  api: { answer(request: ApiRequest): HttpAnswer };
+  api: { answer(request: ApiRequest): HttpAnswer | Promise<HttpAnswer> };
   logger: Logger;
   maxBodyBytes: number;
   maxConnections?: number;
@@ -363,6 +363,8 @@ export class HttpServer {
       remote: c.remote,
       bodyTooLarge,
     });
+    // TEMPORARY until the server awaits answers: no route is asynchronous yet.
+    if (answer instanceof Promise) throw new Error("asynchronous answers are not served yet");
     const close = !head.keepAlive || bodyTooLarge || c.closeReason !== undefined;
     out.append(answer, {
       date: httpDate(),

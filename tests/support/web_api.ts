@@ -33,5 +33,11 @@ export function toResponse(answer: HttpAnswer): Response {
   if (answer.defaultContentType !== undefined) {
     headers.push(["Content-Type", answer.defaultContentType]);
   }
-  return new Response(answer.body, { status: answer.status, headers });
+  const { body } = answer;
+  if (body === null || typeof body === "string" || body instanceof Uint8Array) {
+    return new Response(body, { status: answer.status, headers });
+  }
+  const chunks: BlobPart[] = [];
+  for (let r = body.slices.next(); !r.done; r = body.slices.next()) chunks.push(r.value);
+  return new Response(new Blob(chunks), { status: answer.status, headers });
 }
