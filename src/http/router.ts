@@ -16,6 +16,7 @@ import {
   URI_TOO_LONG,
 } from "../errors.ts";
 import type { Logger } from "../ops/logger.ts";
+import { ok, type Result } from "../result.ts";
 import type { ApiRequest } from "./api.ts";
 import { type Format, toAnswer } from "./render.ts";
 import type { RouteRequest } from "./routes.ts";
@@ -61,7 +62,7 @@ export interface Routed {
   readonly answer: MaybePromise<HttpAnswer>;
 }
 
-const NO_PARAMS: QueryParams = new Map();
+const NO_PARAMS: Result<QueryParams> = ok(new Map());
 
 export class Router {
   readonly #byPath = new Map<string, Route[]>();
@@ -124,8 +125,9 @@ export class Router {
     if ((query?.length ?? 0) > MAX_QUERY_LENGTH) {
       return toAnswer(httpError(414, URI_TOO_LONG), format);
     }
-    const params = found.takesParams ? parseQuery(query ?? "") : NO_PARAMS;
-    if (params === undefined) return toAnswer(httpError(400, INVALID_REQUEST), format);
+    const parsed = found.takesParams ? parseQuery(query ?? "") : NO_PARAMS;
+    if (!parsed.ok) return toAnswer(httpError(400, INVALID_REQUEST), format);
+    const params = parsed.value;
     const failed = (error: unknown): HttpAnswer => {
       this.#logger.error(`HTTP: ${method} ${found.path} failed - ${String(error)}`, {
         method,
