@@ -28,8 +28,11 @@ export interface Lookupd extends AsyncDisposable {
   stop(signal?: Deno.Signal): Promise<number>;
 }
 
+/** What go-nsq, nsqd and nsqadmin send, so that a --legacy-http-api daemon answers v1 too. */
+const ACCEPT_V1 = "application/vnd.nsq; version=1.0";
+
 async function getJson(url: string): Promise<{ status: number; body: unknown }> {
-  const res = await fetch(url);
+  const res = await fetch(url, { headers: { Accept: ACCEPT_V1 } });
   const text = await res.text();
   try {
     return { status: res.status, body: JSON.parse(text) };
@@ -135,7 +138,12 @@ export interface NsqdStats {
   topics: {
     topic_name: string;
     message_count: number;
-    channels: { channel_name: string; client_count: number; message_count: number }[];
+    channels: {
+      channel_name: string;
+      client_count: number;
+      message_count: number;
+      clients: { ready_count: number }[];
+    }[];
   }[];
 }
 
@@ -174,6 +182,10 @@ export async function startNsqd(
       "-http-address=127.0.0.1:0",
       "-broadcast-address=127.0.0.1",
       `-node-id=${++nodeIds}`,
+      // go-nsq gives its first connection all of max-in-flight (200) as RDY, and a second
+      // connection made meanwhile gets RDY only after a 5 s retry. Capping each connection
+      // lets a consumer of two nsqds be ready on both at once.
+      "-max-rdy-count=50",
       ...lookupds.map((l) => `-lookupd-tcp-address=${l.tcpAddress}`),
     ],
   });
@@ -332,7 +344,7 @@ export async function startNsqadmin(lookupds: readonly Lookupd[]): Promise<Nsqad
   }
 }
 
-/** Waits until nsqd has `channel` of `topic` with `clients` consumers connected. */
+/** Waits until nsqd has `channel` of `topic` with `clients` consumers connected and ready (RDY > 0). */
 export async function channelClients(
   nsqd: Nsqd,
   topic: string,
@@ -345,5 +357,9 @@ export async function channelClients(
     const found = stats.topics.find((t) => t.topic_name === topic)?.channels
       .find((c) => c.channel_name === channel);
     assert.equal(found?.client_count, clients, `${nsqd.name}: clients of ${topic}/${channel}`);
+    assert.ok(
+      found.clients.every((c) => c.ready_count > 0),
+      `${nsqd.name}: every client of ${topic}/${channel} ready`,
+    );
   }, ms);
 }
