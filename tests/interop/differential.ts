@@ -31,8 +31,9 @@ export const GO_ZERO_TIME_UNIX_NANO = "-6795364578871345152";
 const decoder = new TextDecoder();
 
 export interface Canonical {
-  /** Status line, header lines, empty line, body. */
-  readonly text: string;
+  /** Status line, header lines (Date left out), the framing. */
+  readonly head: string;
+  readonly body: string;
   /** Self-consistency failures of this answer alone (e.g. a wrong Content-Length). */
   readonly problems: readonly string[];
 }
@@ -122,7 +123,7 @@ export function canonical(answer: RawAnswer, side: Side, clock: Clock): Canonica
     }
     lines.push(`${name}: ${value}`);
   }
-  lines.push(`(framing: ${answer.framing})`, "");
+  lines.push(`(framing: ${answer.framing})`);
   const isJson = answer.headers.some(([name, value]) =>
     name.toLowerCase() === "content-type" && value.startsWith("application/json")
   );
@@ -136,15 +137,63 @@ export function canonical(answer: RawAnswer, side: Side, clock: Clock): Canonica
       problems.push(`a JSON Content-Type with a body that is not JSON: ${error}`);
     }
   }
-  return { text: lines.join("\n") + body, problems };
+  return { head: lines.join("\n"), body, problems };
+}
+
+/** Whether two canonical answers are equal (and each consistent in itself). */
+export function same(ours: Canonical, reference: Canonical): boolean {
+  return ours.head === reference.head && ours.body === reference.body &&
+    ours.problems.length === 0 && reference.problems.length === 0;
+}
+
+/** Long bodies are cut to this many characters in reports (the first difference is shown apart). */
+const SHOWN = 3_000;
+
+function shown(text: string): string {
+  return text.length <= SHOWN ? text : `${text.slice(0, SHOWN)}... (${text.length - SHOWN} more)`;
+}
+
+/** Both answers, normalised and as received, and where the bodies first differ. */
+export function describe(
+  request: string,
+  ours: { canonical: Canonical; raw: RawAnswer },
+  reference: { canonical: Canonical; raw: RawAnswer },
+): string {
+  const o = ours.canonical;
+  const r = reference.canonical;
+  let at = 0;
+  while (at < o.body.length && o.body[at] === r.body[at]) at++;
+  const bodies = o.body === r.body ? ["(bodies equal once normalised)"] : [
+    `(bodies first differ at character ${at})`,
+    `ours:      ...${o.body.slice(Math.max(0, at - 80), at + 120)}`,
+    `reference: ...${r.body.slice(Math.max(0, at - 80), at + 120)}`,
+  ];
+  return [
+    `==== ${request}`,
+    ...o.problems.map((p) => `ours: ${p}`),
+    ...r.problems.map((p) => `reference: ${p}`),
+    "---- ours (normalised)",
+    o.head,
+    "",
+    shown(o.body),
+    "---- reference (normalised)",
+    r.head,
+    "",
+    shown(r.body),
+    ...bodies,
+    "---- ours (as received)",
+    rawText(ours.raw),
+    "---- reference (as received)",
+    rawText(reference.raw),
+  ].join("\n");
 }
 
 /** How an answer looked before normalising, for failure messages. */
-export function rawText(answer: RawAnswer): string {
+function rawText(answer: RawAnswer): string {
   return [
     answer.statusLine,
     ...answer.headers.map(([name, value]) => `${name}: ${value}`),
     "",
-    decoder.decode(answer.body),
+    shown(decoder.decode(answer.body)),
   ].join("\n");
 }

@@ -19,9 +19,8 @@ export type NsqPrograms = Readonly<Record<NsqProgram, string>>;
 
 export const NSQ_VERSION = "1.3.0";
 
-const HOW_TO_GET =
-  "unpack nsq-1.3.0.linux-amd64.tar.xz (https://github.com/nsqio/nsq/releases/tag/v1.3.0) " +
-  "and set NSQ_BIN_DIR to that folder";
+const HOW_TO_GET = "unpack NSQ v1.3.0 (https://github.com/nsqio/nsq/releases/tag/v1.3.0) and set " +
+  "NSQ_BIN_DIR to the folder that holds nsqd";
 
 export interface ProgramsNotFound {
   readonly code: "NSQ_PROGRAMS_NOT_FOUND";
@@ -54,7 +53,7 @@ export function findNsqPrograms(
     : "on PATH (NSQ_BIN_DIR is not set)";
   return err({
     code: "NSQ_PROGRAMS_NOT_FOUND",
-    message: `The NSQ v${NSQ_VERSION} programs ${missing.join(", ")} were not found ${where}: ` +
+    message: `the NSQ v${NSQ_VERSION} programs ${missing.join(", ")} were not found ${where}: ` +
       `${HOW_TO_GET}.`,
   });
 }
