@@ -147,7 +147,7 @@ export function same(ours: Canonical, reference: Canonical): boolean {
 }
 
 /** Long bodies are cut to this many characters in reports (the first difference is shown apart). */
-const SHOWN = 3_000;
+const SHOWN = 1_200;
 
 function shown(text: string): string {
   return text.length <= SHOWN ? text : `${text.slice(0, SHOWN)}... (${text.length - SHOWN} more)`;

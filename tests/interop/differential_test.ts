@@ -237,6 +237,7 @@ Deno.test("differential: our answers equal the reference nsqlookupd's on the sam
 
     await t.step("writes through the HTTP API, errors included", async () => {
       await expectSameWrites(ours, reference, [
+        post("/topic/create?topic=solo"),
         post("/topic/create?topic=admin"),
         post("/topic/create?topic=admin"),
         post("/channel/create?topic=admin&channel=ops"),
@@ -254,7 +255,7 @@ Deno.test("differential: our answers equal the reference nsqlookupd's on the sam
         post(`/topic/tombstone?topic=orders&node=127.0.0.1:1`),
         post(`/topic/tombstone?topic=nope&node=${a.httpAddress}`),
       ]);
-      await sameState(topicsAre(["admin", "clicks", "fresh", "orders"]));
+      await sameState(topicsAre(["admin", "clicks", "fresh", "orders", "solo"]));
     });
 
     await t.step("a node's topic tombstoned", async () => {
@@ -284,7 +285,7 @@ Deno.test("differential: our answers equal the reference nsqlookupd's on the sam
         post("/topic/delete?topic=clicks"),
         post("/topic/delete?topic=clicks"),
       ]);
-      await sameState(topicsAre(["fresh", "orders"]));
+      await sameState(topicsAre(["fresh", "orders", "solo"]));
     });
 
     await t.step("an nsqd killed with SIGKILL", async () => {
@@ -296,7 +297,7 @@ Deno.test("differential: our answers equal the reference nsqlookupd's on the sam
       const c = await startNsqd("nsqd-c", lookupds);
       nsqds.push(c);
       for (const topic of BULK_TOPICS) await c.post(`/topic/create?topic=${topic}`);
-      await sameState(topicsAre([...BULK_TOPICS, "fresh", "orders"].sort()));
+      await sameState(topicsAre([...BULK_TOPICS, "fresh", "orders", "solo"].sort()));
     });
   } finally {
     for (const consumer of consumers) await consumer.stop("SIGKILL");
