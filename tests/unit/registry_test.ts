@@ -1,11 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  COMPACT_SLACK,
-  compareRegistrations,
-  type PeerInfo,
-  Registry,
-  registryInternals,
-} from "../../src/registry.ts";
+import { COMPACT_SLACK, type PeerInfo, Registry, registryInternals } from "../../src/registry.ts";
 import { assertConsistent, membershipsOf } from "../../src/registry_testing.ts";
 import { ManualClock } from "../support/helpers.ts";
 import { ModelRegistry } from "../support/registry_model.ts";
@@ -515,25 +509,6 @@ Deno.test("every answer equals the reference model's through random operations",
       );
       assertConsistent(registry);
     }
-  }
-});
-
-Deno.test("registrations sort as their names would, whatever the characters", () => {
-  const alphabet = ["a", "b", "1", ":", "#", ".", "-", "_", "~"];
-  let state = 7;
-  const random = (n: number): number => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return Math.floor((state / 2147483648) * n);
-  };
-  const word = (): string =>
-    Array.from({ length: random(4) }, () => alphabet[random(alphabet.length)]).join("");
-  const categories = ["client", "topic", "channel"] as const;
-  for (let i = 0; i < 20_000; i++) {
-    const a = { category: categories[random(3)], key: word(), subkey: word() };
-    const b = { category: categories[random(3)], key: word(), subkey: word() };
-    const byName = (m: typeof a): string => `${m.category}:${m.key}:${m.subkey}`;
-    const expected = byName(a) < byName(b) ? -1 : byName(a) > byName(b) ? 1 : 0;
-    assert.equal(compareRegistrations(a, b), expected, `${byName(a)} vs ${byName(b)}`);
   }
 });
 
