@@ -1,6 +1,6 @@
 // Wiring only: command line → logger → daemon → signals → exit.
 
-import { resolveCommandLine } from "./src/config.ts";
+import { resolveCommandLineLoading } from "./src/config.ts";
 import { type Daemon, ListenError, startDaemon } from "./src/daemon.ts";
 import { createLogger, writeStderr, writeStdout } from "./src/ops/logger.ts";
 import { defaultOptions } from "./src/options.ts";
@@ -22,9 +22,9 @@ function readConfigFile(path: string): string {
   }
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const hostname = Deno.hostname();
-  const cli = resolveCommandLine(Deno.args, {
+  const cli = await resolveCommandLineLoading(Deno.args, {
     hostname,
     readTextFile: readConfigFile,
   });
@@ -70,4 +70,4 @@ function main(): void {
   }
 }
 
-main();
+await main();

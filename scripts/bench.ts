@@ -1,10 +1,21 @@
-// `deno task bench [--quick]`: loads a separately started daemon (production
-// flags, log level warn) and prints one table. Throughputs are also given as a
-// ratio to a bare Deno.serve process answering a constant body of the same
-// size, loaded by the same client in the same run: that ratio is what we
-// track, absolute numbers are noise on shared machines.
+// `deno task bench [--quick] [--producers N] [--scale] [--daemon-v8-flags=F]`:
+// loads a separately started daemon (as `deno task start` runs it, log level
+// warn) at fleet scale and prints one table, each target with PASS or MISS.
+//
+// Fleet scale: N producers (default 1,000), each registered for 100 of 10,000
+// topics with 2 channels per topic: 300,000 producer registrations at 1,000.
+// Ten of them also hold `bench-probe`, whose /lookup answer is the same at
+// every scale: its throughput is compared across scales and, as a ratio, with
+// a bare Deno.serve answering a constant body of the same size (loaded by the
+// same client in the same run: absolute numbers are noise on shared machines).
+// Reference figures are nsqlookupd v1.3.0's at 1,000 producers (issue 13).
+//
+// --scale runs 1,000 and 3,000 producers and prints them side by side: memory
+// must grow linearly, the listing endpoints' latency only with their answers,
+// and /lookup throughput stay within 20%. --quick: small sizes (< 2 min), for CI.
 
 import { writeStderr, writeStdout } from "../src/ops/logger.ts";
+import { type PeerInfo, Registry } from "../src/registry.ts";
 import {
   concat,
   freePort,
@@ -15,22 +26,147 @@ import {
   sleep,
 } from "../tests/support/harness.ts";
 
-const quick = Deno.args.includes("--quick");
-const SIZE = quick
-  ? { producers: 100, topicsPerProducer: 20, topicUniverse: 1000, channels: 2, seconds: 2, runs: 3 }
-  : {
-    producers: 1000,
-    topicsPerProducer: 100,
-    topicUniverse: 10000,
-    channels: 2,
-    seconds: 5,
-    runs: 5,
+// ---- arguments and sizes ----
+
+interface Args {
+  quick: boolean;
+  scale: boolean;
+  producers: number | undefined;
+  /** V8 flags for the daemon, in place of the start task's (for comparing flags). */
+  daemonV8Flags: string | undefined;
+  /** Internal: print the registry's heap per registration (run under --expose-gc). */
+  measureHeap: boolean;
+}
+
+function parseArgs(args: readonly string[]): Args {
+  const parsed: Args = {
+    quick: false,
+    scale: false,
+    producers: undefined,
+    daemonV8Flags: undefined,
+    measureHeap: false,
   };
+  for (let i = 0; i < args.length; i++) {
+    const [name, inline] = args[i].split(/=(.*)/s, 2);
+    const value = (): string => inline ?? args[++i] ?? "";
+    if (name === "--quick") parsed.quick = true;
+    else if (name === "--scale") parsed.scale = true;
+    else if (name === "--measure-heap") parsed.measureHeap = true;
+    else if (name === "--daemon-v8-flags") parsed.daemonV8Flags = value();
+    else if (name === "--producers") {
+      const text = value();
+      if (!/^[1-9]\d*$/.test(text)) fail(`--producers needs a positive integer, not ${text}`);
+      parsed.producers = Number(text);
+    } else fail(`unknown argument ${args[i]}`);
+  }
+  return parsed;
+}
+
+function fail(message: string): never {
+  writeStderr(
+    `${message}; arguments: --quick, --scale, --producers N, --daemon-v8-flags=F\n`,
+  );
+  Deno.exit(2);
+}
+
+interface Size {
+  producers: number;
+  topicsPerProducer: number;
+  topicUniverse: number;
+  channels: number;
+  /** Seconds per load run, and runs per setup (ours and the baseline alternate). */
+  seconds: number;
+  runs: number;
+}
+
+function sizeOf(producers: number | undefined, quick: boolean): Size {
+  return quick
+    ? {
+      producers: producers ?? 100,
+      topicsPerProducer: 20,
+      topicUniverse: 1000,
+      channels: 2,
+      seconds: 2,
+      runs: 3,
+    }
+    : {
+      producers: producers ?? 1000,
+      topicsPerProducer: 100,
+      topicUniverse: 10000,
+      channels: 2,
+      seconds: 5,
+      runs: 5,
+    };
+}
+
+/** nsqlookupd v1.3.0 (Go) at 1,000 producers, as measured for issue 13. */
+const REFERENCE = {
+  rssIdleMiB: 6,
+  rssLoadedMiB: 70,
+  lookupRps: 2_500,
+  nodesMs: 8_800,
+  disconnectMs: 9_600,
+  startupMs: 15,
+};
+
+const TARGET = {
+  rssLoadedMiB: 105,
+  heapPerEntry: 120,
+  lookupRatio: 0.9,
+  lookupP99Ms: 5,
+  nodesP50Ms: 20,
+  listingP50Ms: 10,
+  disconnectMs: 500,
+  startupMs: 60,
+  stormPerSecond: 100_000,
+  /** --scale: /lookup throughput at 3,000 within this fraction of 1,000's. */
+  scaleLookup: 0.2,
+  /** --scale: memory per registration at 3,000 at most this times 1,000's. */
+  scaleMemory: 1.2,
+  /** --scale: latency ratio at most this times the answer-size ratio (or +1 ms). */
+  scaleLatency: 1.5,
+};
+
+const PROBE = "bench-probe";
+const PROBE_HOLDERS = 10;
 const LOAD_CONNECTIONS = 50;
 const STARTUP_RUNS = 10;
 const STORM_ROUNDS = 3;
 const ROOT = new URL("..", import.meta.url).pathname;
 const encoder = new TextEncoder();
+
+/** Producer i's topics: a deterministic spread over the universe. */
+function topicsOf(size: Size, i: number): number[] {
+  const topics: number[] = [];
+  for (let k = 0; k < size.topicsPerProducer; k++) {
+    topics.push((i * 7919 + k * 104729) % size.topicUniverse);
+  }
+  return [...new Set(topics)];
+}
+
+/** Producer i's REGISTER lines (topic names as the wire carries them). */
+function registerLines(size: Size, i: number): string[] {
+  const lines: string[] = [];
+  const topics = topicsOf(size, i).map((t) => `topic${t}`);
+  if (i < PROBE_HOLDERS) topics.push(PROBE);
+  for (const topic of topics) {
+    for (let c = 0; c < size.channels; c++) lines.push(`REGISTER ${topic} ch${c}`);
+    lines.push(`REGISTER ${topic}`);
+  }
+  return lines;
+}
+
+function identifyBody(i: number): string {
+  return JSON.stringify({
+    broadcast_address: `nsqd-${i}.bench`,
+    hostname: `nsqd-${i}`,
+    tcp_port: 4150,
+    http_port: 4151,
+    version: "1.3.0",
+  });
+}
+
+// ---- rows ----
 
 interface Row {
   metric: string;
@@ -38,12 +174,12 @@ interface Row {
   target?: string;
   ok?: boolean;
 }
-const rows: Row[] = [];
-function report(metric: string, value: string, target?: string, ok?: boolean): void {
-  rows.push({ metric, value, target, ok });
+
+function row(metric: string, value: string, target?: string, ok?: boolean): Row {
   writeStderr(
-    `  ${metric}: ${value}${target ? ` (target ${target}: ${ok ? "met" : "MISSED"})` : ""}\n`,
+    `  ${metric}: ${value}${target ? ` (target ${target}: ${ok ? "PASS" : "MISS"})` : ""}\n`,
   );
+  return { metric, value, target, ok };
 }
 
 function median(values: number[]): number {
@@ -52,20 +188,9 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-async function waitForPing(port: number, timeoutMs = 10_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (true) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/ping`);
-      await res.body?.cancel();
-      if (res.ok) return;
-    } catch {
-      // not up yet
-    }
-    if (performance.now() > deadline) throw new Error(`no /ping on ${port}`);
-    await sleep(2);
-  }
-}
+const MiB = 1024 * 1024;
+
+// ---- processes ----
 
 interface Proc {
   child: Deno.ChildProcess;
@@ -74,8 +199,7 @@ interface Proc {
 
 /**
  * With two or more cores and taskset, the server under load runs on CPU 0 and
- * wrk (one thread) on CPU 1, so that neither steals the other's core: the
- * latency measured is the server's, not the scheduler's.
+ * the load generator on CPU 1, so that neither steals the other's core.
  */
 const PINNED = await (async () => {
   if (navigator.hardwareConcurrency < 2) return false;
@@ -90,12 +214,8 @@ const PINNED = await (async () => {
 function spawn(args: string[], pinned = false): Proc {
   const command = pinned ? "taskset" : Deno.execPath();
   if (pinned) args = ["-c", "0", Deno.execPath(), ...args];
-  const child = new Deno.Command(command, {
-    args,
-    stdout: "null",
-    stderr: "null",
-    cwd: ROOT,
-  }).spawn();
+  const child = new Deno.Command(command, { args, stdout: "null", stderr: "null", cwd: ROOT })
+    .spawn();
   return {
     child,
     stop: async () => {
@@ -109,7 +229,21 @@ function spawn(args: string[], pinned = false): Proc {
   };
 }
 
-const DAEMON_ARGS = ["run", "--allow-net", "--allow-read", "--allow-sys=hostname", "main.ts"];
+/** The start task's command (deno.json), so that its V8 flags are measured too. */
+async function startTaskArgs(v8Flags: string | undefined): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
+  const task: string = config.tasks.start;
+  const words = task.split(/\s+/).slice(1); // after "deno"
+  const flags = words.filter((w) => !w.startsWith("--v8-flags="));
+  if (v8Flags !== undefined) flags.splice(1, 0, `--v8-flags=${v8Flags}`);
+  else {
+    const fromTask = words.find((w) => w.startsWith("--v8-flags="));
+    if (fromTask !== undefined) flags.splice(1, 0, fromTask);
+  }
+  return flags;
+}
+
+let DAEMON_ARGS: string[] = [];
 
 function startDaemon(tcpPort: number, httpPort: number, extra: string[] = []): Proc {
   return spawn([
@@ -122,17 +256,19 @@ function startDaemon(tcpPort: number, httpPort: number, extra: string[] = []): P
   ], PINNED);
 }
 
-// ---- load generation ----
-
-interface LoadResult {
-  rps: number;
-  p50: number;
-  p99: number;
-  client: string;
-  /** The server's CPU time (user + system) per request, in microseconds. */
-  cpuUs: number;
-  /** Share of the machine's CPU time the hypervisor gave to others during the run (%). */
-  stealPct: number;
+async function waitForPing(port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (true) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/ping`);
+      await res.body?.cancel();
+      if (res.ok) return;
+    } catch {
+      // not up yet
+    }
+    if (performance.now() > deadline) throw new Error(`no /ping on ${port}`);
+    await sleep(1);
+  }
 }
 
 /** `cat` of a /proc file: Deno's sandbox refuses /proc files short of --allow-all. */
@@ -161,36 +297,39 @@ async function cpuMs(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-/** Loads `url`; also reports the serving process's CPU time per request and the steal. */
-async function measure(url: string, pid: number, seconds: number): Promise<LoadResult> {
-  const cpuBefore = await cpuMs(pid);
-  const ticksBefore = await cpuTicks();
-  const result = await load(url, seconds);
-  const cpu = (await cpuMs(pid)) - cpuBefore;
-  const ticksAfter = await cpuTicks();
-  return {
-    ...result,
-    cpuUs: (cpu * 1000) / (result.rps * seconds),
-    stealPct: (100 * (ticksAfter.steal - ticksBefore.steal)) /
-      (ticksAfter.total - ticksBefore.total),
-  };
+// ---- start-up ----
+
+/** Process start to the first answered /ping, `runs` times (after one warm-up run). */
+async function startupMs(start: (tcp: number, http: number) => Proc): Promise<number[]> {
+  const warm = start(freePort(), freePort());
+  await sleep(500);
+  await warm.stop();
+  const times: number[] = [];
+  for (let i = 0; i < STARTUP_RUNS; i++) {
+    const http = freePort();
+    const started = performance.now();
+    const proc = start(freePort(), http);
+    await waitForPing(http);
+    times.push(performance.now() - started);
+    await proc.stop();
+  }
+  return times;
 }
 
-/**
- * Runs ours and the baseline alternately, `runs` times each: drifts in the
- * machine's load hit both, and each pair gives one ratio.
- */
-async function alternate(
-  ours: () => Promise<LoadResult>,
-  floor: () => Promise<LoadResult>,
-): Promise<{ ours: LoadResult[]; floor: LoadResult[] }> {
-  const result = { ours: [] as LoadResult[], floor: [] as LoadResult[] };
-  for (let run = 0; run < SIZE.runs; run++) {
-    result.floor.push(await floor());
-    result.ours.push(await ours());
-  }
-  return result;
+// ---- load generation ----
+
+interface LoadResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  client: string;
+  /** The server's CPU time (user + system) per request, in microseconds. */
+  cpuUs: number;
+  /** Share of the machine's CPU time the hypervisor gave to others during the run (%). */
+  stealPct: number;
 }
+
+type Load = Omit<LoadResult, "cpuUs" | "stealPct">;
 
 const wrk = await (async () => {
   try {
@@ -198,8 +337,7 @@ const wrk = await (async () => {
       args: ["--version"],
       stdout: "piped",
       stderr: "piped",
-    })
-      .output();
+    }).output();
     return new TextDecoder().decode(out.stdout).includes("wrk") ||
       new TextDecoder().decode(out.stderr).includes("wrk");
   } catch {
@@ -213,8 +351,6 @@ function wrkMs(text: string, label: string): number {
   const value = Number(match[1]);
   return match[2] === "us" ? value / 1000 : match[2] === "s" ? value * 1000 : value;
 }
-
-type Load = Omit<LoadResult, "cpuUs" | "stealPct">;
 
 async function loadWithWrk(url: string, seconds: number): Promise<Load> {
   const args = [PINNED ? "-t1" : "-t2", `-c${LOAD_CONNECTIONS}`, `-d${seconds}s`, "--latency", url];
@@ -254,6 +390,35 @@ async function loadWithFetch(url: string, seconds: number): Promise<Load> {
 
 const load = wrk ? loadWithWrk : loadWithFetch;
 
+/** Loads `url`; also reports the serving process's CPU time per request and the steal. */
+async function measure(url: string, pid: number, seconds: number): Promise<LoadResult> {
+  const cpuBefore = await cpuMs(pid);
+  const ticksBefore = await cpuTicks();
+  const result = await load(url, seconds);
+  const cpu = (await cpuMs(pid)) - cpuBefore;
+  const ticksAfter = await cpuTicks();
+  return {
+    ...result,
+    cpuUs: (cpu * 1000) / (result.rps * seconds),
+    stealPct: (100 * (ticksAfter.steal - ticksBefore.steal)) /
+      (ticksAfter.total - ticksBefore.total),
+  };
+}
+
+/** Ours and the baseline alternately, `runs` times each: drifts hit both, each pair gives a ratio. */
+async function alternate(
+  runs: number,
+  ours: () => Promise<LoadResult>,
+  floor: () => Promise<LoadResult>,
+): Promise<{ ours: LoadResult[]; floor: LoadResult[] }> {
+  const result = { ours: [] as LoadResult[], floor: [] as LoadResult[] };
+  for (let run = 0; run < runs; run++) {
+    result.floor.push(await floor());
+    result.ours.push(await ours());
+  }
+  return result;
+}
+
 async function sampleLatency(
   url: string,
   count: number,
@@ -269,38 +434,7 @@ async function sampleLatency(
   return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), bytes };
 }
 
-// ---- registration storm ----
-
-function identifyBytes(i: number): Uint8Array {
-  return concat([
-    encoder.encode("  V1"),
-    identifyCommand(JSON.stringify({
-      broadcast_address: `nsqd-${i}.bench`,
-      hostname: `nsqd-${i}`,
-      tcp_port: 4150,
-      http_port: 4151,
-      version: "1.3.0",
-    })),
-  ]);
-}
-
-/** Producer i's topics: a deterministic spread over the universe. */
-function topicsOf(i: number): number[] {
-  const topics: number[] = [];
-  for (let k = 0; k < SIZE.topicsPerProducer; k++) {
-    topics.push((i * 7919 + k * 104729) % SIZE.topicUniverse);
-  }
-  return [...new Set(topics)];
-}
-
-function registerBytes(i: number): { bytes: Uint8Array; commands: number } {
-  const lines: string[] = [];
-  for (const t of topicsOf(i)) {
-    for (let c = 0; c < SIZE.channels; c++) lines.push(`REGISTER topic${t} ch${c}`);
-    lines.push(`REGISTER topic${t}`);
-  }
-  return { bytes: encoder.encode(lines.join("\n") + "\n"), commands: lines.length };
-}
+// ---- registration and disconnect storms ----
 
 async function readAtLeast(conn: Deno.Conn, total: number): Promise<void> {
   const buffer = new Uint8Array(64 * 1024);
@@ -312,20 +446,23 @@ async function readAtLeast(conn: Deno.Conn, total: number): Promise<void> {
   }
 }
 
+/** Every producer connects, identifies and registers everything at once. */
 async function registrationStorm(
+  size: Size,
   tcpPort: number,
-  producers: number[] = Array.from({ length: SIZE.producers }, (_, i) => i),
+  producers: number[] = Array.from({ length: size.producers }, (_, i) => i),
 ): Promise<{ conns: Deno.Conn[]; commands: number; seconds: number }> {
   const conns = await Promise.all(
     producers.map(() => Deno.connect({ hostname: "127.0.0.1", port: tcpPort })),
   );
   const payloads = producers.map((i) => {
-    const identify = identifyBytes(i);
-    const register = registerBytes(i);
-    const bytes = new Uint8Array(identify.length + register.bytes.length);
-    bytes.set(identify);
-    bytes.set(register.bytes, identify.length);
-    return { bytes, commands: register.commands + 1, okBytes: register.commands * 6 };
+    const lines = registerLines(size, i);
+    const bytes = concat([
+      encoder.encode("  V1"),
+      identifyCommand(identifyBody(i)),
+      encoder.encode(lines.join("\n") + "\n"),
+    ]);
+    return { bytes, commands: lines.length + 1, okBytes: lines.length * 6 };
   });
   const started = performance.now();
   await Promise.all(conns.map(async (conn, i) => {
@@ -334,7 +471,7 @@ async function registrationStorm(
       let rest = bytes;
       while (rest.length > 0) rest = rest.subarray(await conn.write(rest));
     })();
-    // The IDENTIFY reply frame is 4 + ~110 bytes; count everything after it as OK frames.
+    // The IDENTIFY reply frame, then one 6-byte OK frame per REGISTER.
     const header = new Uint8Array(4);
     let got = 0;
     while (got < 4) {
@@ -342,8 +479,7 @@ async function registrationStorm(
       if (n === null) throw new Error("closed before IDENTIFY reply");
       got += n;
     }
-    const replySize = new DataView(header.buffer).getUint32(0);
-    await readAtLeast(conn, replySize + okBytes);
+    await readAtLeast(conn, new DataView(header.buffer).getUint32(0) + okBytes);
     await writing;
   }));
   const seconds = (performance.now() - started) / 1000;
@@ -351,11 +487,11 @@ async function registrationStorm(
 }
 
 /** Closes every producer connection; ms until the registry holds none of their entries. */
-async function disconnectStorm(conns: Deno.Conn[], httpPort: number): Promise<number> {
+async function disconnectStorm(conns: Deno.Conn[], base: string): Promise<number> {
   const dropped = performance.now();
   for (const conn of conns) conn.close();
   while (true) {
-    const m = await scrape(`http://127.0.0.1:${httpPort}`);
+    const m = await scrape(base);
     const left = (m.get("nsqlookupd_producers_identified") ?? 1) +
       (m.get('nsqlookupd_producer_registrations{category="topic"}') ?? 1) +
       (m.get('nsqlookupd_producer_registrations{category="channel"}') ?? 1);
@@ -365,37 +501,94 @@ async function disconnectStorm(conns: Deno.Conn[], httpPort: number): Promise<nu
   }
 }
 
-// ---- the run ----
+// ---- heap per registration (a child process under --expose-gc) ----
 
-async function main(): Promise<void> {
-  writeStderr(
-    `nsqlookupd benchmark (${quick ? "quick" : "full"}): ${SIZE.producers} producers x ` +
-      `${SIZE.topicsPerProducer} topics of ${SIZE.topicUniverse}, ${SIZE.channels} channels each; ` +
-      `HTTP load by ${
-        wrk ? "wrk" : "a Deno fetch keep-alive client"
-      }, ${LOAD_CONNECTIONS} connections${
-        PINNED ? "; servers under load pinned to CPU 0, the load generator to CPU 1" : ""
-      }\n`,
-  );
-
-  // 6. Start-up: process start to first successful /ping (warm module cache).
-  {
-    const warm = startDaemon(freePort(), freePort());
-    await sleep(500);
-    await warm.stop();
-    const times: number[] = [];
-    for (let i = 0; i < STARTUP_RUNS; i++) {
-      const http = freePort();
-      const started = performance.now();
-      const proc = startDaemon(freePort(), http);
-      await waitForPing(http);
-      times.push(performance.now() - started);
-      await proc.stop();
+/** Builds the fleet's registry directly, names decoded from bytes as the TCP side does. */
+function measureHeapHere(size: Size): { entries: number; bytes: number } {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error("--measure-heap needs --v8-flags=--expose-gc");
+  const decoder = new TextDecoder();
+  const wire = (text: string): string => decoder.decode(encoder.encode(text));
+  gc();
+  const before = Deno.memoryUsage().heapUsed;
+  const registry = new Registry({
+    now: Date.now,
+    inactiveProducerTimeoutMs: 300_000,
+    tombstoneLifetimeMs: 45_000,
+  });
+  for (let i = 0; i < size.producers; i++) {
+    const id = wire(`127.0.0.1:${10_000 + i}`);
+    const body = JSON.parse(identifyBody(i));
+    const peer: PeerInfo = {
+      id,
+      remoteAddress: id,
+      hostname: body.hostname,
+      broadcastAddress: body.broadcast_address,
+      tcpPort: body.tcp_port,
+      httpPort: body.http_port,
+      version: body.version,
+      topologyZone: "",
+      topologyRegion: "",
+      lastUpdate: Date.now(),
+    };
+    registry.identify(peer);
+    for (const line of registerLines(size, i)) {
+      const [, topic, channel] = wire(line).split(" ");
+      if (channel !== undefined) registry.registerChannel(peer, topic, channel);
+      else registry.registerTopic(peer, topic);
     }
-    const ms = median(times);
-    report("start-up to first /ping (median of 10)", `${ms.toFixed(1)} ms`, "< 150 ms", ms < 150);
   }
+  gc();
+  const after = Deno.memoryUsage().heapUsed;
+  const counts = registry.entryCounts();
+  return { entries: counts.client + counts.topic + counts.channel, bytes: after - before };
+}
 
+async function measureHeap(args: Args): Promise<{ entries: number; bytes: number }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--v8-flags=--expose-gc",
+      `${ROOT}scripts/bench.ts`,
+      "--measure-heap",
+      ...(args.quick ? ["--quick"] : []),
+      ...(args.producers === undefined ? [] : ["--producers", String(args.producers)]),
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error("heap measurement failed");
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
+// ---- one fleet ----
+
+interface FleetResult {
+  size: Size;
+  entries: number;
+  heapPerEntry: number;
+  rssIdle: number;
+  rssLoaded: number;
+  heapLoaded: number;
+  heapIdle: number;
+  stormPerSecond: number;
+  stormCommands: number;
+  lookup: { ours: LoadResult[]; floor: LoadResult[]; bytes: number; producers: number };
+  latencies: Map<string, { p50: number; p99: number; bytes: number }>;
+  padded: Map<string, { p50: number; added: number }>;
+  disconnectMs: number;
+  rssAfterDisconnect: number;
+  heapAfterDisconnect: number;
+  /** /lookup served by Deno.serve (--http-guard=false), when measured. */
+  direct?: { ours: LoadResult[]; floor: LoadResult[]; bytes: number };
+}
+
+async function runFleet(size: Size, args: Args, withDirect: boolean): Promise<FleetResult> {
+  writeStderr(
+    `fleet: ${size.producers} producers x ${size.topicsPerProducer} topics of ` +
+      `${size.topicUniverse}, ${size.channels} channels each\n`,
+  );
+  const heap = await measureHeap({ ...args, producers: size.producers });
   const tcpPort = freePort();
   const httpPort = freePort();
   const daemon = startDaemon(tcpPort, httpPort);
@@ -405,55 +598,31 @@ async function main(): Promise<void> {
   let conns: Deno.Conn[] = [];
   try {
     await sleep(300);
-    const before = await scrape(base);
+    const idle = await scrape(base);
 
-    // 1. Registration storm, and 5. memory after the first one (on a fresh daemon). The
-    // storm and the disconnect storm (4.) run STORM_ROUNDS times; the last state stays
-    // for the HTTP workloads and its disconnect storm comes at the end.
+    // Registration storm (memory is read after the first one, on a fresh daemon), then
+    // disconnect and register again: STORM_ROUNDS of each; the last state stays loaded.
     const stormRuns: { commands: number; seconds: number }[] = [];
     const drainRuns: number[] = [];
-    const storm = await registrationStorm(tcpPort);
+    const storm = await registrationStorm(size, tcpPort);
     conns = storm.conns;
     stormRuns.push(storm);
     await sleep(1000);
-    const after = await scrape(base);
+    const loaded = await scrape(base);
     for (let round = 1; round < STORM_ROUNDS; round++) {
-      drainRuns.push(await disconnectStorm(conns, httpPort));
+      drainRuns.push(await disconnectStorm(conns, base));
       conns = [];
-      const again = await registrationStorm(tcpPort);
+      const again = await registrationStorm(size, tcpPort);
       conns = again.conns;
       stormRuns.push(again);
     }
-    const cps = median(stormRuns.map((r) => r.commands / r.seconds));
-    report(
-      `registration storm (median of ${STORM_ROUNDS})`,
-      `${storm.commands} commands, ${Math.round(cps)} commands/s`,
-      quick ? undefined : ">= 100,000/s",
-      quick ? undefined : cps >= 100_000,
-    );
     const entries = ["client", "topic", "channel"].reduce(
-      (sum, c) => sum + (after.get(`nsqlookupd_producer_registrations{category="${c}"}`) ?? 0),
+      (sum, c) => sum + (loaded.get(`nsqlookupd_producer_registrations{category="${c}"}`) ?? 0),
       0,
     );
 
-    // 5. Memory.
-    const heapBefore = before.get("nsqlookupd_process_heap_used_bytes") ?? NaN;
-    const heapAfter = after.get("nsqlookupd_process_heap_used_bytes") ?? NaN;
-    const rssBefore = before.get("nsqlookupd_process_resident_memory_bytes") ?? NaN;
-    const rssAfter = after.get("nsqlookupd_process_resident_memory_bytes") ?? NaN;
-    const perEntry = (heapAfter - heapBefore) / entries;
-    report("memory: RSS before / after storm", `${mib(rssBefore)} / ${mib(rssAfter)}`);
-    report("memory: V8 heap before / after storm", `${mib(heapBefore)} / ${mib(heapAfter)}`);
-    report(
-      "heap per producer-registration entry",
-      `${perEntry.toFixed(0)} bytes (${entries} entries)`,
-      "<= 400 bytes",
-      perEntry <= 400,
-    );
-
-    // 2. /lookup throughput and latency vs the baseline.
-    const probe = "topic" + topicsOf(0)[0];
-    const lookupUrl = `${base}/lookup?topic=${probe}`;
+    // /lookup of the probe against the baseline, alternately.
+    const lookupUrl = `${base}/lookup?topic=${PROBE}`;
     const lookupBody = await (await fetch(lookupUrl)).text();
     const baselinePort = freePort();
     baseline = spawn([
@@ -464,111 +633,58 @@ async function main(): Promise<void> {
       String(lookupBody.length),
     ], PINNED);
     await waitForPing(baselinePort);
-    const baselineUrl = `http://127.0.0.1:${baselinePort}/lookup?topic=${probe}`;
-    const { ours, floor } = await alternate(
-      () => measure(lookupUrl, daemon.child.pid, SIZE.seconds),
-      () => measure(baselineUrl, baseline!.child.pid, SIZE.seconds),
-    );
-    const summary = (runs: LoadResult[]): string =>
-      `${Math.round(median(runs.map((r) => r.rps)))} req/s, p50 ${
-        median(runs.map((r) => r.p50)).toFixed(2)
-      } ms, p99 ${median(runs.map((r) => r.p99)).toFixed(2)} ms`;
-    report(
-      `/lookup (${lookupBody.length} B, ${JSON.parse(lookupBody).producers.length} producers)`,
-      summary(ours),
-    );
-    report("baseline Deno.serve, same body size", summary(floor));
-    const ratio = median(ours.map((r, i) => r.rps / floor[i].rps));
-    report(
-      "/lookup throughput ratio to baseline (median of pairs)",
-      `${ratio.toFixed(2)}x`,
-      ">= 0.8x",
-      ratio >= 0.8,
-    );
-    const p99 = median(ours.map((r) => r.p99));
-    report("/lookup p99 at 50 concurrent", `${p99.toFixed(2)} ms`, "< 5 ms", p99 < 5);
-    report(
-      "/lookup p99 ratio to baseline p99 (median of pairs)",
-      `${median(ours.map((r, i) => r.p99 / floor[i].p99)).toFixed(2)}x`,
-    );
-    const cpu = median(ours.map((r) => r.cpuUs));
-    const floorCpu = median(floor.map((r) => r.cpuUs));
-    report(
-      "server CPU per request: /lookup / baseline",
-      `${cpu.toFixed(1)} us / ${floorCpu.toFixed(1)} us = ${(cpu / floorCpu).toFixed(2)}x`,
-    );
-    // Hypervisor steal stalls any server: the run that had least shows the code's own tail.
-    const steals = [...ours, ...floor].map((r) => r.stealPct);
-    const quiet = ours.reduce(
-      (best, r, i) =>
-        r.stealPct + floor[i].stealPct < ours[best].stealPct + floor[best].stealPct ? i : best,
-      0,
-    );
-    report(
-      "hypervisor steal during those runs",
-      `median ${median(steals).toFixed(0)}%, least ${Math.min(...steals).toFixed(0)}%`,
-    );
-    report(
-      "p99 in the pair with least steal",
-      `/lookup ${ours[quiet].p99.toFixed(2)} ms (steal ${
-        ours[quiet].stealPct.toFixed(0)
-      }%), baseline ${floor[quiet].p99.toFixed(2)} ms (steal ${floor[quiet].stealPct.toFixed(0)}%)`,
+    const baselineUrl = `http://127.0.0.1:${baselinePort}/lookup?topic=${PROBE}`;
+    const lookup = await alternate(
+      size.runs,
+      () => measure(lookupUrl, daemon.child.pid, size.seconds),
+      () => measure(baselineUrl, baseline!.child.pid, size.seconds),
     );
 
-    // The same /lookup answer from a daemon serving HTTP with Deno.serve (--http-guard=false).
-    {
+    let direct: FleetResult["direct"];
+    if (withDirect) {
+      // The same answer from a daemon serving HTTP with Deno.serve (--http-guard=false).
       const directTcp = freePort();
       const directHttp = freePort();
-      const direct = startDaemon(directTcp, directHttp, ["--http-guard=false"]);
+      const other = startDaemon(directTcp, directHttp, ["--http-guard=false"]);
       await waitForPing(directHttp);
-      const members = Array.from({ length: SIZE.producers }, (_, i) => i)
-        .filter((i) => topicsOf(i).some((t) => `topic${t}` === probe));
-      const small = await registrationStorm(directTcp, members);
-      const directUrl = `http://127.0.0.1:${directHttp}/lookup?topic=${probe}`;
+      const small = await registrationStorm(
+        size,
+        directTcp,
+        Array.from({ length: PROBE_HOLDERS }, (_, i) => i),
+      );
+      const directUrl = `http://127.0.0.1:${directHttp}/lookup?topic=${PROBE}`;
       const directBody = await (await fetch(directUrl)).text();
       const runs = await alternate(
-        () => measure(directUrl, direct.child.pid, SIZE.seconds),
-        () => measure(baselineUrl, baseline!.child.pid, SIZE.seconds),
+        size.runs,
+        () => measure(directUrl, other.child.pid, size.seconds),
+        () => measure(baselineUrl, baseline!.child.pid, size.seconds),
       );
       for (const conn of small.conns) conn.close();
-      await direct.stop();
-      report(
-        `/lookup with --http-guard=false, Deno.serve (${directBody.length} B)`,
-        `${summary(runs.ours)}; ratio ${
-          median(runs.ours.map((r, i) => r.rps / runs.floor[i].rps)).toFixed(2)
-        }x to baseline`,
-      );
+      await other.stop();
+      direct = { ...runs, bytes: directBody.length };
     }
     await baseline.stop();
     baseline = undefined;
 
-    // 3. The listing endpoints at that state, then with the unrelated part doubled.
-    const endpoints: [string, string, number | undefined][] = [
-      ["/nodes", `${base}/nodes`, 100],
-      ["/topics", `${base}/topics`, 10],
-      ["/channels", `${base}/channels?topic=${probe}`, 10],
-      ["/lookup", lookupUrl, undefined],
-      ["/debug", `${base}/debug`, undefined],
+    // The listing endpoints, then with as many unrelated registrations again.
+    const typical = `topic${topicsOf(size, 0)[0]}`;
+    const endpoints: [string, string][] = [
+      ["/nodes", `${base}/nodes`],
+      ["/topics", `${base}/topics`],
+      ["/channels", `${base}/channels?topic=${typical}`],
+      ["/lookup", `${base}/lookup?topic=${typical}`],
+      ["/debug", `${base}/debug`],
     ];
-    const samples = quick ? 10 : 20;
-    const firstPass = new Map<string, number>();
-    for (const [name, url, targetMs] of endpoints) {
+    const samples = args.quick ? 10 : 20;
+    const latencies = new Map<string, { p50: number; p99: number; bytes: number }>();
+    for (const [name, url] of endpoints) {
       // /debug dumps every entry (tens of MB at full size): a few samples suffice.
-      const result = await sampleLatency(url, name === "/debug" ? 3 : samples);
-      firstPass.set(name, result.p50);
-      report(
-        `${name} latency`,
-        `p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms, body ${result.bytes} B`,
-        targetMs === undefined ? undefined : `p50 < ${targetMs} ms`,
-        targetMs === undefined ? undefined : result.p50 < targetMs,
-      );
+      latencies.set(name, await sampleLatency(url, name === "/debug" ? 3 : samples));
     }
-    // Double the registrations none of these answers contain: new channels on every other topic.
-    const extraChannels = SIZE.producers * SIZE.topicsPerProducer * SIZE.channels;
+    const extraChannels = size.producers * size.topicsPerProducer * size.channels;
     const topicsToPad = [
-      ...new Set(Array.from({ length: SIZE.producers }, (_, i) => topicsOf(i)).flat()),
-    ]
-      .filter((t) => `topic${t}` !== probe);
+      ...new Set(Array.from({ length: size.producers }, (_, i) => topicsOf(size, i)).flat()),
+    ].filter((t) => `topic${t}` !== typical);
     const perTopic = Math.ceil(extraChannels / topicsToPad.length);
     let next = 0;
     await Promise.all(Array.from({ length: 16 }, async () => {
@@ -582,58 +698,330 @@ async function main(): Promise<void> {
         }
       }
     }));
+    const padded = new Map<string, { p50: number; added: number }>();
     for (const [name, url] of endpoints) {
       if (name === "/debug") continue;
       const result = await sampleLatency(url, samples);
-      const ratio = result.p50 / firstPass.get(name)!;
-      report(
-        `${name} p50 with ${topicsToPad.length * perTopic} unrelated channels added`,
-        `${result.p50.toFixed(2)} ms (${ratio.toFixed(2)}x)`,
-      );
+      padded.set(name, { p50: result.p50, added: topicsToPad.length * perTopic });
     }
 
-    // 4. Disconnect storm (the earlier rounds' too).
-    drainRuns.push(await disconnectStorm(conns, httpPort));
+    drainRuns.push(await disconnectStorm(conns, base));
     conns = [];
-    const drainMs = median(drainRuns);
-    report(
-      `disconnect storm: all producers gone (median of ${STORM_ROUNDS})`,
-      `${drainMs.toFixed(0)} ms`,
-      "< 1 s",
-      drainMs < 1000,
-    );
     await sleep(1000);
     const end = await scrape(base);
-    report(
-      "memory after disconnect: RSS / heap",
-      `${mib(end.get("nsqlookupd_process_resident_memory_bytes") ?? NaN)} / ${
-        mib(end.get("nsqlookupd_process_heap_used_bytes") ?? NaN)
-      }`,
-    );
+    return {
+      size,
+      entries,
+      heapPerEntry: heap.bytes / heap.entries,
+      rssIdle: idle.get("process_resident_memory_bytes") ?? NaN,
+      rssLoaded: loaded.get("process_resident_memory_bytes") ?? NaN,
+      heapIdle: idle.get("nsqlookupd_heap_used_bytes") ?? NaN,
+      heapLoaded: loaded.get("nsqlookupd_heap_used_bytes") ?? NaN,
+      stormPerSecond: median(stormRuns.map((r) => r.commands / r.seconds)),
+      stormCommands: storm.commands,
+      lookup: {
+        ...lookup,
+        bytes: lookupBody.length,
+        producers: JSON.parse(lookupBody).producers.length,
+      },
+      latencies,
+      padded,
+      disconnectMs: median(drainRuns),
+      rssAfterDisconnect: end.get("process_resident_memory_bytes") ?? NaN,
+      heapAfterDisconnect: end.get("nsqlookupd_heap_used_bytes") ?? NaN,
+      direct,
+    };
   } finally {
     for (const conn of conns) conn.close();
     await baseline?.stop();
     await daemon.stop();
   }
-
-  writeStdout(renderTable());
-  if (rows.some((r) => r.ok === false)) writeStdout("\nsome targets were missed (see above)\n");
 }
 
-function renderTable(): string {
-  const header = ["metric", "value", "target"];
-  const body = rows.map((
-    r,
-  ) => [r.metric, r.value, r.target ? `${r.target} ${r.ok ? "ok" : "MISSED"}` : ""]);
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+// ---- reports ----
+
+function summary(runs: LoadResult[]): string {
+  return `${Math.round(median(runs.map((r) => r.rps)))} req/s, p50 ${
+    median(runs.map((r) => r.p50)).toFixed(2)
+  } ms, p99 ${median(runs.map((r) => r.p99)).toFixed(2)} ms`;
+}
+
+const lookupRatio = (r: { ours: LoadResult[]; floor: LoadResult[] }): number =>
+  median(r.ours.map((run, i) => run.rps / r.floor[i].rps));
+
+function fleetRows(f: FleetResult, quick: boolean): Row[] {
+  const atFleet = !quick && f.size.producers === 1000;
+  const rows: Row[] = [];
+  rows.push(row(
+    `registration storm (median of ${STORM_ROUNDS})`,
+    `${f.stormCommands} commands, ${Math.round(f.stormPerSecond)} commands/s`,
+    quick ? undefined : `>= ${TARGET.stormPerSecond.toLocaleString("en")}/s`,
+    quick ? undefined : f.stormPerSecond >= TARGET.stormPerSecond,
+  ));
+  rows.push(row(
+    "RSS idle (reference nsqlookupd v1.3.0: 6 MiB)",
+    mib(f.rssIdle),
+  ));
+  rows.push(row(
+    `RSS loaded, ${f.entries} registrations (reference: ${REFERENCE.rssLoadedMiB} MiB)`,
+    `${mib(f.rssLoaded)} (${
+      (f.rssLoaded / MiB / REFERENCE.rssLoadedMiB).toFixed(2)
+    }x the reference)`,
+    atFleet ? `<= ${TARGET.rssLoadedMiB} MiB` : undefined,
+    atFleet ? f.rssLoaded <= TARGET.rssLoadedMiB * MiB : undefined,
+  ));
+  rows.push(row(
+    "heap per producer registration (registry alone, after GC)",
+    `${f.heapPerEntry.toFixed(1)} bytes`,
+    `<= ${TARGET.heapPerEntry} bytes`,
+    f.heapPerEntry <= TARGET.heapPerEntry,
+  ));
+  rows.push(row(
+    "daemon V8 heap idle / loaded (no forced GC)",
+    `${mib(f.heapIdle)} / ${mib(f.heapLoaded)}`,
+  ));
+  const lookup = f.lookup;
+  rows.push(row(
+    `/lookup ${PROBE} (${lookup.bytes} B, ${lookup.producers} producers), ${LOAD_CONNECTIONS} conns`,
+    summary(lookup.ours),
+  ));
+  rows.push(row("baseline Deno.serve, same body size", summary(lookup.floor)));
+  const ratio = lookupRatio(lookup);
+  rows.push(row(
+    `/lookup throughput ratio to baseline (median of pairs; reference ${REFERENCE.lookupRps} req/s)`,
+    `${ratio.toFixed(2)}x`,
+    `>= ${TARGET.lookupRatio}x`,
+    ratio >= TARGET.lookupRatio,
+  ));
+  const p99 = median(lookup.ours.map((r) => r.p99));
+  rows.push(row(
+    `/lookup p99 at ${LOAD_CONNECTIONS} concurrent`,
+    `${p99.toFixed(2)} ms`,
+    `< ${TARGET.lookupP99Ms} ms`,
+    p99 < TARGET.lookupP99Ms,
+  ));
+  rows.push(row(
+    "/lookup p99 ratio to baseline p99 (median of pairs)",
+    `${median(lookup.ours.map((r, i) => r.p99 / lookup.floor[i].p99)).toFixed(2)}x`,
+  ));
+  const cpu = median(lookup.ours.map((r) => r.cpuUs));
+  const floorCpu = median(lookup.floor.map((r) => r.cpuUs));
+  rows.push(row(
+    "server CPU per request: /lookup / baseline",
+    `${cpu.toFixed(1)} us / ${floorCpu.toFixed(1)} us = ${(cpu / floorCpu).toFixed(2)}x`,
+  ));
+  const steals = [...lookup.ours, ...lookup.floor].map((r) => r.stealPct);
+  rows.push(row(
+    "hypervisor steal during those runs",
+    `median ${median(steals).toFixed(0)}%, least ${Math.min(...steals).toFixed(0)}%`,
+  ));
+  if (f.direct !== undefined) {
+    rows.push(row(
+      `/lookup with --http-guard=false, Deno.serve (${f.direct.bytes} B)`,
+      `${summary(f.direct.ours)}; ratio ${lookupRatio(f.direct).toFixed(2)}x to baseline`,
+    ));
+  }
+  const targets: Record<string, number> = {
+    "/nodes": TARGET.nodesP50Ms,
+    "/topics": TARGET.listingP50Ms,
+    "/channels": TARGET.listingP50Ms,
+  };
+  for (const [name, l] of f.latencies) {
+    const target = targets[name];
+    const reference = name === "/nodes" ? ` (reference ${REFERENCE.nodesMs} ms)` : "";
+    rows.push(row(
+      `${name} latency${reference}`,
+      `p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms, body ${l.bytes} B`,
+      target === undefined ? undefined : `p50 < ${target} ms`,
+      target === undefined ? undefined : l.p50 < target,
+    ));
+  }
+  for (const [name, p] of f.padded) {
+    const ratio = p.p50 / f.latencies.get(name)!.p50;
+    rows.push(row(
+      `${name} p50 with ${p.added} unrelated channels added`,
+      `${p.p50.toFixed(2)} ms (${ratio.toFixed(2)}x)`,
+    ));
+  }
+  rows.push(row(
+    `disconnect storm: all producers gone (median of ${STORM_ROUNDS}; reference ${
+      (REFERENCE.disconnectMs / 1000).toFixed(1)
+    } s)`,
+    `${f.disconnectMs.toFixed(0)} ms`,
+    `< ${TARGET.disconnectMs} ms`,
+    f.disconnectMs < TARGET.disconnectMs,
+  ));
+  rows.push(row(
+    "after the disconnect storm: RSS / V8 heap",
+    `${mib(f.rssAfterDisconnect)} / ${mib(f.heapAfterDisconnect)}`,
+  ));
+  return rows;
+}
+
+/** --scale: the two fleets side by side, with the scale targets. */
+function scaleRows(a: FleetResult, b: FleetResult): string[][] {
+  const n = (f: FleetResult): string => `${f.size.producers} producers`;
+  const rows: string[][] = [["metric", n(a), n(b), "ratio", "target", ""]];
+  const verdict = (ok: boolean): string => ok ? "PASS" : "MISS";
+  const entryRatio = b.entries / a.entries;
+  rows.push([
+    "registrations",
+    String(a.entries),
+    String(b.entries),
+    `${entryRatio.toFixed(2)}x`,
+    "",
+    "",
+  ]);
+  const perEntry = (f: FleetResult): number => (f.rssLoaded - f.rssIdle) / f.entries;
+  const memoryRatio = perEntry(b) / perEntry(a);
+  rows.push([
+    "RSS loaded",
+    mib(a.rssLoaded),
+    mib(b.rssLoaded),
+    `${(b.rssLoaded / a.rssLoaded).toFixed(2)}x`,
+    "",
+    "",
+  ]);
+  rows.push([
+    "RSS growth per registration (loaded - idle)",
+    `${perEntry(a).toFixed(0)} B`,
+    `${perEntry(b).toFixed(0)} B`,
+    `${memoryRatio.toFixed(2)}x`,
+    `linear: <= ${TARGET.scaleMemory}x`,
+    verdict(memoryRatio <= TARGET.scaleMemory),
+  ]);
+  rows.push([
+    "heap per registration (registry alone)",
+    `${a.heapPerEntry.toFixed(1)} B`,
+    `${b.heapPerEntry.toFixed(1)} B`,
+    `${(b.heapPerEntry / a.heapPerEntry).toFixed(2)}x`,
+    `<= ${TARGET.scaleMemory}x`,
+    verdict(b.heapPerEntry <= a.heapPerEntry * TARGET.scaleMemory),
+  ]);
+  const rps = (f: FleetResult): number => median(f.lookup.ours.map((r) => r.rps));
+  const rpsRatio = rps(b) / rps(a);
+  rows.push([
+    `/lookup ${PROBE} req/s (same answer at both scales)`,
+    String(Math.round(rps(a))),
+    String(Math.round(rps(b))),
+    `${rpsRatio.toFixed(2)}x`,
+    `within ${TARGET.scaleLookup * 100}%`,
+    verdict(Math.abs(1 - rpsRatio) <= TARGET.scaleLookup),
+  ]);
+  rows.push([
+    "/lookup ratio to baseline",
+    `${lookupRatio(a.lookup).toFixed(2)}x`,
+    `${lookupRatio(b.lookup).toFixed(2)}x`,
+    "",
+    "",
+    "",
+  ]);
+  for (const name of ["/lookup", "/channels", "/topics", "/nodes"]) {
+    const la = a.latencies.get(name)!;
+    const lb = b.latencies.get(name)!;
+    const latencyRatio = lb.p50 / la.p50;
+    const bodyRatio = lb.bytes / la.bytes;
+    const ok = latencyRatio <= TARGET.scaleLatency * Math.max(1, bodyRatio) ||
+      lb.p50 - la.p50 < 1;
+    rows.push([
+      `${name} p50 (body)`,
+      `${la.p50.toFixed(2)} ms (${la.bytes} B)`,
+      `${lb.p50.toFixed(2)} ms (${lb.bytes} B)`,
+      `${latencyRatio.toFixed(2)}x (body ${bodyRatio.toFixed(2)}x)`,
+      `<= ${TARGET.scaleLatency} x body ratio or +1 ms`,
+      verdict(ok),
+    ]);
+  }
+  rows.push([
+    "disconnect storm",
+    `${a.disconnectMs.toFixed(0)} ms`,
+    `${b.disconnectMs.toFixed(0)} ms`,
+    `${(b.disconnectMs / a.disconnectMs).toFixed(2)}x`,
+    "",
+    "",
+  ]);
+  return rows;
+}
+
+function renderTable(header: string[], body: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? "").length)));
   const line = (cells: string[]): string =>
-    "| " + cells.map((c, i) => c.padEnd(widths[i])).join(" | ") + " |";
+    "| " + cells.map((c, i) => (c ?? "").padEnd(widths[i])).join(" | ") + " |";
   return [
     line(header),
     "|" + widths.map((w) => "-".repeat(w + 2)).join("|") + "|",
     ...body.map(line),
     "",
   ].join("\n");
+}
+
+function rowsTable(rows: Row[]): string {
+  return renderTable(
+    ["metric", "value", "target", ""],
+    rows.map((
+      r,
+    ) => [r.metric, r.value, r.target ?? "", r.ok === undefined ? "" : r.ok ? "PASS" : "MISS"]),
+  );
+}
+
+// ---- the run ----
+
+async function main(): Promise<void> {
+  const args = parseArgs(Deno.args);
+  if (args.measureHeap) {
+    writeStdout(JSON.stringify(measureHeapHere(sizeOf(args.producers, args.quick))) + "\n");
+    return;
+  }
+  DAEMON_ARGS = await startTaskArgs(args.daemonV8Flags);
+  writeStderr(
+    `nsqlookupd benchmark (${args.quick ? "quick" : "full"}): daemon as \`deno ${
+      DAEMON_ARGS.join(" ")
+    }\`; HTTP load by ${wrk ? "wrk" : "a Deno fetch keep-alive client"}, ${LOAD_CONNECTIONS} ` +
+      `connections${
+        PINNED ? "; servers under load pinned to CPU 0, the load generator to CPU 1" : ""
+      }\n`,
+  );
+
+  // Start-up: process start to the first answered /ping (warm module cache), and the
+  // same for a bare Deno.serve process: the runtime's own share.
+  const ours = await startupMs((tcp, http) => startDaemon(tcp, http));
+  const floor = await startupMs((_tcp, http) =>
+    spawn(["run", "--allow-net", "scripts/bench_baseline.ts", String(http), "2"], PINNED)
+  );
+  const startupRows = [
+    row(
+      `start-up to first /ping (median of ${STARTUP_RUNS}; reference ${REFERENCE.startupMs} ms)`,
+      `${median(ours).toFixed(1)} ms (min ${Math.min(...ours).toFixed(1)})`,
+      `< ${TARGET.startupMs} ms`,
+      median(ours) < TARGET.startupMs,
+    ),
+    row(
+      "same for a bare Deno.serve process (the runtime's floor)",
+      `${median(floor).toFixed(1)} ms (min ${Math.min(...floor).toFixed(1)}); ours - floor ${
+        (median(ours) - median(floor)).toFixed(1)
+      } ms`,
+    ),
+  ];
+
+  const first = await runFleet(sizeOf(args.producers, args.quick), args, true);
+  const rows = [...startupRows, ...fleetRows(first, args.quick)];
+  writeStdout(rowsTable(rows));
+  let missed = rows.some((r) => r.ok === false);
+  if (args.scale) {
+    const second = await runFleet(
+      sizeOf((args.producers ?? (args.quick ? 100 : 1000)) * 3, args.quick),
+      args,
+      false,
+    );
+    writeStdout(`\n${second.size.producers} producers:\n`);
+    const secondRows = fleetRows(second, args.quick);
+    writeStdout(rowsTable(secondRows));
+    writeStdout("\nside by side:\n");
+    const [header, ...body] = scaleRows(first, second);
+    writeStdout(renderTable(header, body));
+    missed ||= body.some((r) => r[5] === "MISS");
+  }
+  if (missed) writeStdout("\nsome targets were missed (MISS above)\n");
 }
 
 await main();

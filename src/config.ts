@@ -3,7 +3,7 @@
 // then the TOML file, then per option "flag given > file key > default".
 // Pure apart from the injected file reader, so every rule is unit-testable.
 
-import { parse as parseToml, TomlError } from "smol-toml";
+// Type-only: the parser itself is loaded by loadTomlParser(), only for runs with --config.
 import type { TomlTable, TomlValue } from "smol-toml";
 import { MAX_DURATION, MIN_DURATION, msToNs, nsToMs, parseDuration } from "./gocompat/duration.ts";
 import { FlagSet, goQuote, parseGoBool } from "./gocompat/flags.ts";
@@ -244,7 +244,7 @@ function firstLine(text: string): string {
 }
 
 function describeError(err: unknown): string {
-  if (err instanceof TomlError) {
+  if (toml !== undefined && err instanceof toml.TomlError) {
     const reason = firstLine(err.message).replace(/^Invalid TOML document: /, "");
     return `toml: line ${err.line}, column ${err.column}: ${reason}`;
   }
@@ -252,6 +252,28 @@ function describeError(err: unknown): string {
 }
 
 class FatalConfigError extends Error {}
+
+let toml: typeof import("smol-toml") | undefined;
+
+/**
+ * Loads the TOML parser. It is an npm module whose loading costs start-up
+ * time, so only runs with --config load it (resolveCommandLineLoading does).
+ */
+export async function loadTomlParser(): Promise<void> {
+  toml ??= await import("smol-toml");
+}
+
+/** resolveCommandLine, after loading the TOML parser when the command line names a config file. */
+export async function resolveCommandLineLoading(
+  args: readonly string[],
+  env: CliEnv,
+): Promise<CliResult> {
+  const flags = createFlags(env.hostname);
+  const named = flags.set.parse(args).kind === "ok" && flags.config.value !== "";
+  // --version exits before the file is read, as the reference does.
+  if (named && !flags.version.value) await loadTomlParser();
+  return resolveCommandLine(args, env);
+}
 
 /**
  * Parses the command line and config file into Options, or says how to exit:
@@ -270,8 +292,12 @@ export function resolveCommandLine(args: readonly string[], env: CliEnv): CliRes
   const path = flags.config.value;
   let file: TomlTable | undefined;
   if (path !== "") {
+    if (toml === undefined) {
+      throw new Error("loadTomlParser() must finish before a config file is read");
+    }
+    const { parse } = toml;
     try {
-      file = parseToml(env.readTextFile(path), { integersAsBigInt: true });
+      file = parse(env.readTextFile(path), { integersAsBigInt: true });
     } catch (err) {
       return {
         kind: "exit",

@@ -2,6 +2,13 @@
 // topics and channels. No I/O and no timers; time comes from an injected clock,
 // so every behaviour is unit-testable. Indexed by topic and by peer so that each
 // operation costs in proportion to its answer, not to the registry's size.
+//
+// Memory is what limits a fleet (1,000 nsqd x 300 registrations = 300,000
+// producer entries), so an entry is as small as V8 allows: the registration
+// holds the peer's PeerInfo in a Set (no object per entry), the peer holds the
+// registration in a plain array (no Set per peer), tombstones live in a map
+// that only tombstoned registrations have, and a registration shares its
+// topic's name string instead of keeping a copy.
 
 export type Category = "client" | "topic" | "channel";
 
@@ -27,17 +34,27 @@ export interface PeerInfo {
   lastUpdate: number;
 }
 
-/** A peer's membership in one registration; tombstones are per membership. */
+/** A peer's membership in one registration, as /debug shows it (built when asked for). */
 export interface Producer {
   readonly peer: PeerInfo;
-  tombstoned: boolean;
+  /** Raw flag: stays true once tombstoned, for as long as the entry exists (as in the reference). */
+  readonly tombstoned: boolean;
   /** Clock milliseconds; 0 when never tombstoned. */
-  tombstonedAt: number;
+  readonly tombstonedAt: number;
 }
 
-export class Registration {
-  readonly producers: Map<string, Producer> = new Map();
-  /** `category:key:subkey`, as the reference names registrations in /debug (sort key too). */
+/** One registration (`client`, `topic(T)` or `channel(T,C)`) and its producers. */
+class Registration {
+  /** One PeerInfo per peer id: the registry's own (see Registry.#peers). */
+  readonly producers: Set<PeerInfo> = new Set();
+  /** Tombstone time per producer; topic registrations only, and only once tombstoned. */
+  tombstones: Map<PeerInfo, number> | undefined = undefined;
+  /**
+   * `category:key:subkey`, as the reference names registrations in /debug; the
+   * sort key of disconnects too, which sort all of a peer's registrations.
+   * Kept (one string per registration, not per entry): building it in each
+   * comparison or before each sort costs a disconnect storm a third more.
+   */
   readonly name: string;
   constructor(
     readonly category: Category,
@@ -47,10 +64,31 @@ export class Registration {
     this.name = `${category}:${key}:${subkey}`;
   }
 }
+export type { Registration };
+
+/** A peer with at least one membership. */
+interface PeerState {
+  readonly info: PeerInfo;
+  /**
+   * Registrations joined, in order. Leaving one does not search this array:
+   * the entry goes stale (its registration no longer holds `info`) and may
+   * come back as a repeat; stale entries and repeats are dropped once they
+   * outnumber the live ones (see #compact), so the array stays below
+   * 2 x live + COMPACT_SLACK entries.
+   */
+  memberships: Registration[];
+  /** Registrations the peer is a producer of now. */
+  live: number;
+}
+
+/** Stale membership entries a peer may keep before its array is compacted (see PeerState). */
+export const COMPACT_SLACK = 16;
 
 interface TopicEntry {
+  /** The topic's name: the one copy that its registrations share. */
+  readonly name: string;
   topic: Registration | undefined;
-  channels: Map<string, Registration>;
+  readonly channels: Map<string, Registration>;
   /** Changes whenever the topic's /lookup answer may change other than by the clock. */
   version: number;
 }
@@ -79,9 +117,14 @@ export interface NodeInfo {
 }
 
 export interface RemovedMembership {
-  category: Category;
-  key: string;
-  subkey: string;
+  readonly category: Category;
+  readonly key: string;
+  readonly subkey: string;
+}
+
+export interface DebugEntry {
+  name: string;
+  producers: Producer[];
 }
 
 /** Order of producers in every answer: broadcast address, TCP port, remote address. */
@@ -102,14 +145,33 @@ function sortedKeys(map: Map<string, unknown>): string[] {
   return [...map.keys()].sort(compareStrings);
 }
 
+/** Orders registrations by name. */
+export function compareRegistrations(a: { name: string }, b: { name: string }): number {
+  return compareStrings(a.name, b.name);
+}
+
+/** What src/registry_testing.ts reads to check the indexes; nothing else uses it. */
+export interface RegistryInternals {
+  readonly client: Registration;
+  readonly topics: ReadonlyMap<string, TopicEntry>;
+  readonly peers: ReadonlyMap<string, PeerState>;
+  readonly tombstoned: ReadonlySet<Registration>;
+  readonly topicCount: number;
+  readonly channelCount: number;
+  readonly entries: Readonly<Record<Category, number>>;
+}
+
+/** Set once the class below is defined; see RegistryInternals. */
+export let registryInternals: (registry: Registry) => RegistryInternals;
+
 export class Registry {
   readonly #now: () => number;
   readonly #inactiveMs: number;
   readonly #tombstoneMs: number;
   readonly #client = new Registration("client", "", "");
   readonly #topics = new Map<string, TopicEntry>();
-  /** peer id → every registration the peer is a producer of. */
-  readonly #byPeer = new Map<string, Set<Registration>>();
+  /** Peers with at least one membership, by id; their PeerInfo is the one every registration holds. */
+  readonly #peers = new Map<string, PeerState>();
   #topicCount = 0;
   #channelCount = 0;
   /** Source of versions: every change takes the next number. */
@@ -120,8 +182,20 @@ export class Registry {
   #nodesVersion = 0;
   /** Producer entries per category, for metrics. */
   readonly #entries: Record<Category, number> = { client: 0, topic: 0, channel: 0 };
-  /** Entries tombstoned at some point and still registered; pruned when counted. */
-  readonly #tombstoned = new Set<Producer>();
+  /** Registrations holding tombstones that may still be in force; pruned when counted. */
+  readonly #tombstoned = new Set<Registration>();
+
+  static {
+    registryInternals = (registry) => ({
+      client: registry.#client,
+      topics: registry.#topics,
+      peers: registry.#peers,
+      tombstoned: registry.#tombstoned,
+      topicCount: registry.#topicCount,
+      channelCount: registry.#channelCount,
+      entries: { ...registry.#entries },
+    });
+  }
 
   constructor(options: RegistryOptions) {
     this.#now = options.now;
@@ -147,8 +221,13 @@ export class Registry {
     // A peer coming back from inactivity reappears in its topics' /lookup answers.
     if (peer.lastUpdate - previous > this.#inactiveMs) {
       this.#nodesVersion = ++this.#versions;
-      for (const registration of this.#byPeer.get(peer.id) ?? []) {
-        if (registration.category === "topic") this.#bump(registration.key);
+      const state = this.#peers.get(peer.id);
+      if (state !== undefined) {
+        for (const registration of state.memberships) {
+          if (registration.category === "topic" && registration.producers.has(state.info)) {
+            this.#bump(registration.key);
+          }
+        }
       }
     }
     return previous;
@@ -183,8 +262,7 @@ export class Registry {
     if (entry === undefined) return { channels: [], topic: false };
     const channels: string[] = [];
     for (const name of sortedKeys(entry.channels)) {
-      const registration = entry.channels.get(name)!;
-      if (this.#removeProducer(registration, peerId)) channels.push(name);
+      if (this.#removeProducer(entry.channels.get(name)!, peerId)) channels.push(name);
     }
     let removedTopic = false;
     const registration = entry.topic;
@@ -198,20 +276,21 @@ export class Registry {
   }
 
   /**
-   * A connection ended: the peer leaves every registration. Ephemeral
-   * registrations left without producers are deleted too.
+   * A connection ended: the peer leaves every registration, which are
+   * returned sorted by name. Ephemeral registrations left without producers
+   * are deleted too.
    */
   removePeer(peerId: string): RemovedMembership[] {
-    const memberships = this.#byPeer.get(peerId);
-    if (memberships === undefined) return [];
-    const removed: RemovedMembership[] = [];
-    for (const registration of [...memberships].sort(compareRegistrations)) {
-      this.#removeProducer(registration, peerId);
-      removed.push({
-        category: registration.category,
-        key: registration.key,
-        subkey: registration.subkey,
-      });
+    const state = this.#peers.get(peerId);
+    if (state === undefined) return [];
+    this.#peers.delete(peerId);
+    // The state is dropped: without stale entries its own array is the list to sort.
+    const memberships =
+      (state.memberships.length === state.live ? state.memberships : liveMemberships(state)).sort(
+        compareRegistrations,
+      );
+    for (const registration of memberships) {
+      this.#leave(registration, state.info);
       const name = registration.category === "channel" ? registration.subkey : registration.key;
       if (
         registration.category !== "client" && registration.producers.size === 0 &&
@@ -220,7 +299,7 @@ export class Registry {
         this.#deleteRegistration(registration);
       }
     }
-    return removed;
+    return memberships;
   }
 
   // ---- administrative side (HTTP) ----
@@ -264,16 +343,14 @@ export class Registry {
     if (registration === undefined) return 0;
     let count = 0;
     const now = this.#now();
-    for (const producer of registration.producers.values()) {
-      const { broadcastAddress, httpPort } = producer.peer;
-      if (`${broadcastAddress}:${httpPort}` === node) {
+    for (const peer of registration.producers) {
+      if (`${peer.broadcastAddress}:${peer.httpPort}` === node) {
         if (count === 0) {
           this.#bump(topic);
           this.#nodesVersion = ++this.#versions;
         }
-        producer.tombstoned = true;
-        producer.tombstonedAt = now;
-        this.#tombstoned.add(producer);
+        (registration.tombstones ??= new Map()).set(peer, now);
+        this.#tombstoned.add(registration);
         count++;
       }
     }
@@ -287,7 +364,7 @@ export class Registry {
   }
 
   isTombstoned(producer: Producer, now: number = this.#now()): boolean {
-    return producer.tombstoned && now - producer.tombstonedAt < this.#tombstoneMs;
+    return producer.tombstoned && this.#inForce(producer.tombstonedAt, now);
   }
 
   /** Names of all topic registrations, sorted. */
@@ -309,18 +386,21 @@ export class Registry {
   lookup(topic: string): LookupAnswer | undefined {
     const entry = this.#topics.get(topic);
     if (entry?.topic === undefined) return undefined;
+    const registration = entry.topic;
     const now = this.#now();
     const producers: PeerInfo[] = [];
     let validThrough = Infinity;
-    for (const producer of entry.topic.producers.values()) {
-      const active = this.isActive(producer.peer, now);
-      const tombstoned = this.isTombstoned(producer, now);
-      if (active && !tombstoned) {
-        producers.push(producer.peer);
-        validThrough = Math.min(validThrough, producer.peer.lastUpdate + this.#inactiveMs);
+    for (const peer of registration.producers) {
+      const active = this.isActive(peer, now);
+      const tombstonedAt = registration.tombstones?.get(peer);
+      if (tombstonedAt === undefined || !this.#inForce(tombstonedAt, now)) {
+        if (active) {
+          producers.push(peer);
+          validThrough = Math.min(validThrough, peer.lastUpdate + this.#inactiveMs);
+        }
       } else if (active) {
         // Visible again once the tombstone lifetime has passed (exclusive bound).
-        validThrough = Math.min(validThrough, producer.tombstonedAt + this.#tombstoneMs - 1e-3);
+        validThrough = Math.min(validThrough, tombstonedAt + this.#tombstoneMs - 1e-3);
       }
     }
     return {
@@ -344,41 +424,53 @@ export class Registry {
 
   /** Every active identified peer with its topics and per-topic tombstone state. */
   nodes(): NodeInfo[] {
-    return this.nodesAnswer().nodes;
+    return [...this.iterateNodes()];
   }
 
   /** /nodes plus what a cache needs: the version and the time the answer stays valid through. */
   nodesAnswer(): { nodes: NodeInfo[]; version: number; validThrough: number } {
     const now = this.#now();
-    const peers: PeerInfo[] = [];
     let validThrough = Infinity;
-    for (const producer of this.#client.producers.values()) {
-      if (this.isActive(producer.peer, now)) {
-        peers.push(producer.peer);
-        validThrough = Math.min(validThrough, producer.peer.lastUpdate + this.#inactiveMs);
+    for (const peer of this.#client.producers) {
+      if (this.isActive(peer, now)) {
+        validThrough = Math.min(validThrough, peer.lastUpdate + this.#inactiveMs);
       }
     }
-    for (const producer of this.#tombstoned) {
-      if (this.isTombstoned(producer, now)) {
-        validThrough = Math.min(validThrough, producer.tombstonedAt + this.#tombstoneMs - 1e-3);
+    for (const registration of this.#tombstoned) {
+      for (const tombstonedAt of registration.tombstones!.values()) {
+        if (this.#inForce(tombstonedAt, now)) {
+          validThrough = Math.min(validThrough, tombstonedAt + this.#tombstoneMs - 1e-3);
+        }
       }
+    }
+    return { nodes: [...this.iterateNodes(now)], version: this.#nodesVersion, validThrough };
+  }
+
+  /**
+   * /nodes one node at a time, for answers written in slices: which peers,
+   * and in what order, is fixed by the first pull (at `now`); each node's
+   * topics are read when it is pulled. A peer gone by then yields no topics.
+   */
+  *iterateNodes(now: number = this.#now()): Generator<NodeInfo, void, undefined> {
+    const peers: PeerInfo[] = [];
+    for (const peer of this.#client.producers) {
+      if (this.isActive(peer, now)) peers.push(peer);
     }
     peers.sort(compareProducers);
-    const nodes = peers.map((peer) => {
-      const topicRegistrations: Registration[] = [];
-      for (const registration of this.#byPeer.get(peer.id) ?? []) {
-        if (registration.category === "topic") topicRegistrations.push(registration);
-      }
-      topicRegistrations.sort((a, b) => compareStrings(a.key, b.key));
-      return {
+    for (const peer of peers) {
+      const state = this.#peers.get(peer.id);
+      const topics = state === undefined || state.info !== peer
+        ? []
+        : liveMemberships(state, "topic").sort((a, b) => compareStrings(a.key, b.key));
+      yield {
         peer,
-        topics: topicRegistrations.map((r) => r.key),
-        tombstones: topicRegistrations.map((r) =>
-          this.isTombstoned(r.producers.get(peer.id)!, now)
-        ),
+        topics: topics.map((r) => r.key),
+        tombstones: topics.map((r) => {
+          const tombstonedAt = r.tombstones?.get(peer);
+          return tombstonedAt !== undefined && this.#inForce(tombstonedAt, now);
+        }),
       };
-    });
-    return { nodes, version: this.#nodesVersion, validThrough };
+    }
   }
 
   /** Changes whenever /nodes may change other than by the clock. */
@@ -387,7 +479,16 @@ export class Registry {
   }
 
   /** Every registration that has producers, sorted by name, with its producers sorted. */
-  debug(): { name: string; producers: Producer[] }[] {
+  debug(): DebugEntry[] {
+    return [...this.iterateDebug()];
+  }
+
+  /**
+   * /debug one registration at a time, for answers written in slices: which
+   * registrations, and in what order, is fixed by the first pull; each one's
+   * producers are read when it is pulled, and one left without any is skipped.
+   */
+  *iterateDebug(): Generator<DebugEntry, void, undefined> {
     const registrations: Registration[] = [];
     if (this.#client.producers.size > 0) registrations.push(this.#client);
     for (const entry of this.#topics.values()) {
@@ -398,20 +499,29 @@ export class Registry {
         if (channel.producers.size > 0) registrations.push(channel);
       }
     }
-    return registrations
-      .map((r) => ({
-        name: r.name,
-        producers: [...r.producers.values()].sort((a, b) => compareProducers(a.peer, b.peer)),
-      }))
-      .sort((a, b) => compareStrings(a.name, b.name));
+    registrations.sort(compareRegistrations);
+    for (const registration of registrations) {
+      if (registration.producers.size === 0) continue;
+      const producers: Producer[] = [];
+      for (const peer of registration.producers) {
+        const tombstonedAt = registration.tombstones?.get(peer);
+        producers.push({
+          peer,
+          tombstoned: tombstonedAt !== undefined,
+          tombstonedAt: tombstonedAt ?? 0,
+        });
+      }
+      producers.sort((a, b) => compareProducers(a.peer, b.peer));
+      yield { name: registration.name, producers };
+    }
   }
 
   /** Identified peers that are active now. Costs one pass over the peers. */
   activeProducerCount(): number {
     const now = this.#now();
     let count = 0;
-    for (const producer of this.#client.producers.values()) {
-      if (this.isActive(producer.peer, now)) count++;
+    for (const peer of this.#client.producers) {
+      if (this.isActive(peer, now)) count++;
     }
     return count;
   }
@@ -420,9 +530,13 @@ export class Registry {
   tombstonedCount(): number {
     const now = this.#now();
     let count = 0;
-    for (const producer of this.#tombstoned) {
-      if (this.isTombstoned(producer, now)) count++;
-      else this.#tombstoned.delete(producer);
+    for (const registration of this.#tombstoned) {
+      let inForce = 0;
+      for (const tombstonedAt of registration.tombstones!.values()) {
+        if (this.#inForce(tombstonedAt, now)) inForce++;
+      }
+      if (inForce === 0) this.#tombstoned.delete(registration);
+      count += inForce;
     }
     return count;
   }
@@ -435,95 +549,23 @@ export class Registry {
   /** Sizes for metrics and consistency checks. */
   stats(): { peers: number; topics: number; channels: number; clientProducers: number } {
     return {
-      peers: this.#byPeer.size,
+      peers: this.#peers.size,
       topics: this.#topicCount,
       channels: this.#channelCount,
       clientProducers: this.#client.producers.size,
     };
   }
 
-  /** Registrations the peer is a producer of (for tests and /nodes). */
-  membershipsOf(peerId: string): Registration[] {
-    return [...(this.#byPeer.get(peerId) ?? [])].sort(compareRegistrations);
-  }
-
-  /**
-   * Verifies that the indexes agree with the registrations; throws on the
-   * first disagreement. Cheap enough for tests, not meant for the hot path.
-   */
-  assertConsistent(): void {
-    const fromRegistrations = new Map<string, Set<Registration>>();
-    const note = (registration: Registration): void => {
-      for (const id of registration.producers.keys()) {
-        let set = fromRegistrations.get(id);
-        if (set === undefined) fromRegistrations.set(id, set = new Set());
-        set.add(registration);
-      }
-    };
-    note(this.#client);
-    let topics = 0;
-    let channels = 0;
-    for (const [name, entry] of this.#topics) {
-      if (entry.topic === undefined && entry.channels.size === 0) {
-        throw new Error(`empty topic entry ${name}`);
-      }
-      if (entry.topic !== undefined) {
-        topics++;
-        if (entry.topic.key !== name) throw new Error(`topic ${name} holds ${entry.topic.name}`);
-        note(entry.topic);
-      }
-      for (const [channelName, registration] of entry.channels) {
-        channels++;
-        if (registration.key !== name || registration.subkey !== channelName) {
-          throw new Error(`channel ${name}/${channelName} holds ${registration.name}`);
-        }
-        note(registration);
-      }
-    }
-    if (topics !== this.#topicCount || channels !== this.#channelCount) {
-      throw new Error(`counts ${this.#topicCount}/${this.#channelCount} != ${topics}/${channels}`);
-    }
-    const entries: Record<Category, number> = {
-      client: this.#client.producers.size,
-      topic: 0,
-      channel: 0,
-    };
-    for (const entry of this.#topics.values()) {
-      entries.topic += entry.topic?.producers.size ?? 0;
-      for (const channel of entry.channels.values()) entries.channel += channel.producers.size;
-    }
-    for (const category of ["client", "topic", "channel"] as const) {
-      if (entries[category] !== this.#entries[category]) {
-        throw new Error(
-          `${category} entries counted ${this.#entries[category]}, held ${entries[category]}`,
-        );
-      }
-    }
-    for (const producer of this.#tombstoned) {
-      if (!producer.tombstoned) throw new Error("untombstoned producer in the tombstone set");
-    }
-    if (fromRegistrations.size !== this.#byPeer.size) {
-      throw new Error(
-        `peer index has ${this.#byPeer.size} peers, registrations ${fromRegistrations.size}`,
-      );
-    }
-    for (const [id, set] of this.#byPeer) {
-      const expected = fromRegistrations.get(id);
-      if (expected === undefined || expected.size !== set.size) {
-        throw new Error(`peer index of ${id} disagrees`);
-      }
-      for (const registration of set) {
-        if (!expected.has(registration)) throw new Error(`peer index of ${id} disagrees`);
-      }
-    }
-  }
-
   // ---- internals ----
+
+  #inForce(tombstonedAt: number, now: number): boolean {
+    return now - tombstonedAt < this.#tombstoneMs;
+  }
 
   #entry(topic: string): TopicEntry {
     let entry = this.#topics.get(topic);
     if (entry === undefined) {
-      entry = { topic: undefined, channels: new Map(), version: ++this.#versions };
+      entry = { name: topic, topic: undefined, channels: new Map(), version: ++this.#versions };
       this.#topics.set(topic, entry);
     }
     return entry;
@@ -537,7 +579,7 @@ export class Registry {
   #ensureTopic(topic: string): Registration {
     const entry = this.#entry(topic);
     if (entry.topic === undefined) {
-      entry.topic = new Registration("topic", topic, "");
+      entry.topic = new Registration("topic", entry.name, "");
       this.#topicCount++;
       entry.version = ++this.#versions;
       this.#topicsVersion = ++this.#versions;
@@ -549,7 +591,7 @@ export class Registry {
     const entry = this.#entry(topic);
     let registration = entry.channels.get(channel);
     if (registration === undefined) {
-      registration = new Registration("channel", topic, channel);
+      registration = new Registration("channel", entry.name, channel);
       entry.channels.set(channel, registration);
       this.#channelCount++;
       entry.version = ++this.#versions;
@@ -558,49 +600,69 @@ export class Registry {
   }
 
   #addProducer(registration: Registration, peer: PeerInfo): boolean {
-    if (registration.producers.has(peer.id)) return false;
-    registration.producers.set(peer.id, { peer, tombstoned: false, tombstonedAt: 0 });
+    let state = this.#peers.get(peer.id);
+    if (state !== undefined && registration.producers.has(state.info)) return false;
+    if (state === undefined) {
+      state = { info: peer, memberships: [], live: 0 };
+      this.#peers.set(peer.id, state);
+    }
+    registration.producers.add(state.info);
+    state.memberships.push(registration);
+    state.live++;
+    this.#compactIfStale(state);
     this.#entries[registration.category]++;
     if (registration.category === "topic") this.#bump(registration.key);
     if (registration.category !== "channel") this.#nodesVersion = ++this.#versions;
-    let memberships = this.#byPeer.get(peer.id);
-    if (memberships === undefined) {
-      memberships = new Set();
-      this.#byPeer.set(peer.id, memberships);
-    }
-    memberships.add(registration);
     return true;
   }
 
   #removeProducer(registration: Registration, peerId: string): boolean {
-    const producer = registration.producers.get(peerId);
-    if (producer === undefined) return false;
-    registration.producers.delete(peerId);
-    this.#entries[registration.category]--;
-    if (registration.category === "topic") this.#bump(registration.key);
-    if (registration.category !== "channel") this.#nodesVersion = ++this.#versions;
-    this.#tombstoned.delete(producer);
-    this.#forgetMembership(peerId, registration);
+    const state = this.#peers.get(peerId);
+    if (state === undefined || !registration.producers.has(state.info)) return false;
+    this.#leave(registration, state.info);
+    this.#forget(state);
     return true;
   }
 
-  #forgetMembership(peerId: string, registration: Registration): void {
-    const memberships = this.#byPeer.get(peerId);
-    if (memberships === undefined) return;
-    memberships.delete(registration);
-    if (memberships.size === 0) this.#byPeer.delete(peerId);
+  /** Takes `peer` out of `registration` and its counts; the peer's own state is the caller's. */
+  #leave(registration: Registration, peer: PeerInfo): void {
+    registration.producers.delete(peer);
+    this.#entries[registration.category]--;
+    if (registration.category === "topic") this.#bump(registration.key);
+    if (registration.category !== "channel") this.#nodesVersion = ++this.#versions;
+    this.#dropTombstone(registration, peer);
+  }
+
+  /** One membership of the peer ended. */
+  #forget(state: PeerState): void {
+    if (--state.live === 0) this.#peers.delete(state.info.id);
+    else this.#compactIfStale(state);
+  }
+
+  #compactIfStale(state: PeerState): void {
+    if (state.memberships.length > 2 * state.live + COMPACT_SLACK) {
+      state.memberships = liveMemberships(state);
+    }
+  }
+
+  #dropTombstone(registration: Registration, peer: PeerInfo): void {
+    const tombstones = registration.tombstones;
+    if (tombstones?.delete(peer) && tombstones.size === 0) {
+      registration.tombstones = undefined;
+      this.#tombstoned.delete(registration);
+    }
   }
 
   #deleteRegistration(registration: Registration): void {
-    for (const [peerId, producer] of registration.producers) {
-      this.#forgetMembership(peerId, registration);
-      this.#tombstoned.delete(producer);
-    }
-    this.#entries[registration.category] -= registration.producers.size;
-    if (registration.category !== "channel" && registration.producers.size > 0) {
+    const producers = registration.producers.size;
+    for (const peer of registration.producers) this.#forget(this.#peers.get(peer.id)!);
+    registration.producers.clear();
+    registration.tombstones = undefined;
+    this.#tombstoned.delete(registration);
+    this.#entries[registration.category] -= producers;
+    if (registration.category !== "channel" && producers > 0) {
       this.#nodesVersion = ++this.#versions;
     }
-    registration.producers.clear();
     if (registration.category === "client") return;
     const entry = this.#topics.get(registration.key);
     if (entry === undefined) return;
@@ -621,6 +683,22 @@ export class Registry {
   }
 }
 
-function compareRegistrations(a: Registration, b: Registration): number {
-  return compareStrings(a.name, b.name);
+/**
+ * The registrations a peer is a producer of now, each once, in joining
+ * order (optionally of one category). Costs one pass over its array.
+ */
+function liveMemberships(state: PeerState, category?: Category): Registration[] {
+  const live: Registration[] = [];
+  // Repeats only follow a stale entry, so without stale entries there are none.
+  const repeats = state.memberships.length > state.live ? new Set<Registration>() : undefined;
+  for (const registration of state.memberships) {
+    if (category !== undefined && registration.category !== category) continue;
+    if (!registration.producers.has(state.info)) continue;
+    if (repeats !== undefined) {
+      if (repeats.has(registration)) continue;
+      repeats.add(registration);
+    }
+    live.push(registration);
+  }
+  return live;
 }

@@ -4,6 +4,7 @@
 import type { HttpObserver } from "../http/api.ts";
 import { Counter, Gauge, Histogram, MetricsRegistry } from "./prometheus.ts";
 import type { Registry } from "../registry.ts";
+import { DENO_PROCESS_SOURCES, type ProcessStats, processStatsReader } from "./process_stats.ts";
 
 export type RemovalReason = "disconnect" | "idle_timeout" | "unregister";
 
@@ -47,11 +48,58 @@ export const HTTP_DURATION_BUCKETS = [
 export interface DaemonMetricsSources {
   registry: Registry;
   openConnections: () => number;
-  /** Wall-clock milliseconds when the process started. */
+  /** Wall-clock milliseconds when the process started: the start time where /proc cannot say. */
   startTimeMs: number;
-  now?: () => number;
-  memory?: () => { rss: number; heapUsed: number; heapTotal: number };
+  /** The standard process figures; a figure undefined at creation is left out of every scrape. */
+  process?: () => ProcessStats;
+  /** The V8 heap (read once per scrape). */
+  heap?: () => { heapUsed: number; heapTotal: number };
 }
+
+/** The process_* families, named, typed and worded as the official Prometheus clients do. */
+const PROCESS_FAMILIES: readonly {
+  name: string;
+  help: string;
+  type: "counter" | "gauge";
+  value: (stats: ProcessStats) => number | undefined;
+}[] = [
+  {
+    name: "process_cpu_seconds_total",
+    help: "Total user and system CPU time spent in seconds.",
+    type: "counter",
+    value: (s) => s.cpuSeconds,
+  },
+  {
+    name: "process_open_fds",
+    help: "Number of open file descriptors.",
+    type: "gauge",
+    value: (s) => s.openFds,
+  },
+  {
+    name: "process_max_fds",
+    help: "Maximum number of open file descriptors.",
+    type: "gauge",
+    value: (s) => s.maxFds,
+  },
+  {
+    name: "process_virtual_memory_bytes",
+    help: "Virtual memory size in bytes.",
+    type: "gauge",
+    value: (s) => s.virtualBytes,
+  },
+  {
+    name: "process_resident_memory_bytes",
+    help: "Resident memory size in bytes.",
+    type: "gauge",
+    value: (s) => s.residentBytes,
+  },
+  {
+    name: "process_start_time_seconds",
+    help: "Start time of the process since unix epoch in seconds.",
+    type: "gauge",
+    value: (s) => s.startTimeSeconds,
+  },
+];
 
 export interface DaemonMetrics {
   readonly tcp: TcpObserver;
@@ -61,8 +109,9 @@ export interface DaemonMetrics {
 
 export function createDaemonMetrics(sources: DaemonMetricsSources): DaemonMetrics {
   const { registry } = sources;
-  const now = sources.now ?? Date.now;
-  const memory = sources.memory ?? (() => Deno.memoryUsage());
+  const readProcess = sources.process ??
+    processStatsReader({ ...DENO_PROCESS_SOURCES, timeOrigin: sources.startTimeMs });
+  const heap = sources.heap ?? (() => Deno.memoryUsage());
   const metrics = new MetricsRegistry();
 
   metrics.add(
@@ -123,47 +172,38 @@ export function createDaemonMetrics(sources: DaemonMetricsSources): DaemonMetric
       (set) => set([], registry.tombstonedCount()),
     ),
   );
+  // Read once per scrape, however many families use them (see render below).
+  let processNow: ProcessStats | undefined;
+  let heapNow: { heapUsed: number; heapTotal: number } | undefined;
+  const stats = (): ProcessStats => processNow ??= readProcess();
+  const heapStats = (): { heapUsed: number; heapTotal: number } => heapNow ??= heap();
+  const first = stats();
+  for (const family of PROCESS_FAMILIES) {
+    if (family.value(first) === undefined) continue;
+    const collect = (set: (labels: readonly string[], value: number) => void): void => {
+      const value = family.value(stats());
+      if (value !== undefined) set([], value);
+    };
+    metrics.add(
+      family.type === "counter"
+        ? new Counter(family.name, family.help, [], collect)
+        : new Gauge(family.name, family.help, [], collect),
+    );
+  }
   metrics.add(
     new Gauge(
-      "nsqlookupd_process_start_time_seconds",
-      "Start time of the process since the Unix epoch in seconds.",
-      [],
-      (set) => set([], Math.floor(sources.startTimeMs / 1000)),
-    ),
-  );
-  metrics.add(
-    new Gauge(
-      "nsqlookupd_process_uptime_seconds",
-      "Seconds since the process started.",
-      [],
-      (set) => set([], (now() - sources.startTimeMs) / 1000),
-    ),
-  );
-  let lastMemory: { rss: number; heapUsed: number; heapTotal: number } | undefined;
-  const readMemory = (): { rss: number; heapUsed: number; heapTotal: number } =>
-    lastMemory ??= memory();
-  metrics.add(
-    new Gauge(
-      "nsqlookupd_process_resident_memory_bytes",
-      "Resident memory size in bytes.",
-      [],
-      (set) => set([], readMemory().rss),
-    ),
-  );
-  metrics.add(
-    new Gauge(
-      "nsqlookupd_process_heap_used_bytes",
+      "nsqlookupd_heap_used_bytes",
       "V8 heap in use in bytes.",
       [],
-      (set) => set([], readMemory().heapUsed),
+      (set) => set([], heapStats().heapUsed),
     ),
   );
   metrics.add(
     new Gauge(
-      "nsqlookupd_process_heap_total_bytes",
+      "nsqlookupd_heap_total_bytes",
       "V8 heap reserved in bytes.",
       [],
-      (set) => set([], readMemory().heapTotal),
+      (set) => set([], heapStats().heapTotal),
     ),
   );
 
@@ -225,7 +265,8 @@ export function createDaemonMetrics(sources: DaemonMetricsSources): DaemonMetric
       },
     },
     render: () => {
-      lastMemory = undefined;
+      processNow = undefined;
+      heapNow = undefined;
       return metrics.render();
     },
   };

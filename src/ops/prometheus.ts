@@ -39,6 +39,9 @@ interface Metric {
   render(lines: string[]): void;
 }
 
+/** Sets a series' value; what a metric read at scrape time is given. */
+export type Collector = (set: (labels: Labels, value: number) => void) => void;
+
 abstract class LabelledMetric<T> implements Metric {
   protected readonly series = new Map<string, { labels: Labels; value: T }>();
   constructor(
@@ -76,33 +79,16 @@ abstract class LabelledMetric<T> implements Metric {
   }
 }
 
-export class Counter extends LabelledMetric<number> {
-  constructor(name: string, help: string, labelNames: Labels = []) {
-    super(name, help, labelNames, "counter");
-  }
-  inc(labels: Labels = [], amount = 1): void {
-    this.entry(labels).value += amount;
-  }
-  get(labels: Labels = []): number {
-    return this.entry(labels).value;
-  }
-  protected initial(): number {
-    return 0;
-  }
-  protected renderSeries(lines: string[], labels: Labels, value: number): void {
-    lines.push(`${this.name}${labelText(this.labelNames, labels)} ${formatValue(value)}`);
-  }
-}
-
-/** A gauge whose value is read at scrape time. */
-export class Gauge extends LabelledMetric<number> {
+/** A counter or gauge: one number per series, optionally read from its source at scrape time. */
+abstract class ValueMetric extends LabelledMetric<number> {
   constructor(
     name: string,
     help: string,
-    labelNames: Labels = [],
-    private readonly collect?: (set: (labels: Labels, value: number) => void) => void,
+    labelNames: Labels,
+    type: "counter" | "gauge",
+    private readonly collect: Collector | undefined,
   ) {
-    super(name, help, labelNames, "gauge");
+    super(name, help, labelNames, type);
   }
   set(labels: Labels, value: number): void {
     this.entry(labels).value = value;
@@ -116,6 +102,29 @@ export class Gauge extends LabelledMetric<number> {
   }
   protected renderSeries(lines: string[], labels: Labels, value: number): void {
     lines.push(`${this.name}${labelText(this.labelNames, labels)} ${formatValue(value)}`);
+  }
+}
+
+/**
+ * A counter: bumped with inc(), or, with a collector, read at scrape time
+ * from a source that only grows (such as the process's CPU time).
+ */
+export class Counter extends ValueMetric {
+  constructor(name: string, help: string, labelNames: Labels = [], collect?: Collector) {
+    super(name, help, labelNames, "counter", collect);
+  }
+  inc(labels: Labels = [], amount = 1): void {
+    this.entry(labels).value += amount;
+  }
+  get(labels: Labels = []): number {
+    return this.entry(labels).value;
+  }
+}
+
+/** A gauge whose value is read at scrape time. */
+export class Gauge extends ValueMetric {
+  constructor(name: string, help: string, labelNames: Labels = [], collect?: Collector) {
+    super(name, help, labelNames, "gauge", collect);
   }
 }
 

@@ -10,11 +10,15 @@ import {
   HTTP_DURATION_BUCKETS,
 } from "../../../src/ops/metrics.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../../../src/ops/prometheus.ts";
+import type { ProcessStats } from "../../../src/ops/process_stats.ts";
 import { type PeerInfo, Registry } from "../../../src/registry.ts";
 import {
   eventually,
+  freePort,
+  MAIN_PATH,
   ManualClock,
   peerBody,
+  sleep,
   startDaemon,
   type TcpClient,
   type TestDaemon,
@@ -39,7 +43,8 @@ interface Family {
   readonly samples: Sample[];
 }
 
-const METRIC_NAME = /^nsqlookupd_[a-z_]+$/;
+/** Ours, or the standard process_* family every Prometheus client exports. */
+const METRIC_NAME = /^(?:nsqlookupd|process)_[a-z_]+$/;
 const LABEL_NAME = /[a-zA-Z_][a-zA-Z0-9_]*/y;
 const SAMPLE_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*/;
 /** Go's strconv.ParseFloat forms that Prometheus accepts as a sample value. */
@@ -364,11 +369,8 @@ const EXPECTED_FAMILIES: [string, MetricType][] = [
   ["registrations", "gauge"],
   ["producer_registrations", "gauge"],
   ["tombstoned_producers", "gauge"],
-  ["process_start_time_seconds", "gauge"],
-  ["process_uptime_seconds", "gauge"],
-  ["process_resident_memory_bytes", "gauge"],
-  ["process_heap_used_bytes", "gauge"],
-  ["process_heap_total_bytes", "gauge"],
+  ["heap_used_bytes", "gauge"],
+  ["heap_total_bytes", "gauge"],
   ["tcp_connections_accepted_total", "counter"],
   ["tcp_commands_total", "counter"],
   ["tcp_protocol_errors_total", "counter"],
@@ -443,7 +445,48 @@ function fakePeer(remoteAddress: string, clock: ManualClock, httpPort = 4151): P
   return testPeer({ remoteAddress, hostname: "h", httpPort, lastUpdate: clock.now() });
 }
 
-/** Daemon metrics over an empty registry, a hand-moved clock and fixed memory figures. */
+/** What the standard process_* families show when every figure is readable (Linux, --allow-all). */
+const PROCESS_FAMILIES: [string, MetricType][] = [
+  ["process_cpu_seconds_total", "counter"],
+  ["process_open_fds", "gauge"],
+  ["process_max_fds", "gauge"],
+  ["process_virtual_memory_bytes", "gauge"],
+  ["process_resident_memory_bytes", "gauge"],
+  ["process_start_time_seconds", "gauge"],
+];
+
+/** What they show under Deno's sandbox: /proc refused, the runtime's own figures instead. */
+const SANDBOXED_PROCESS_FAMILIES = PROCESS_FAMILIES.filter(([name]) =>
+  !["process_open_fds", "process_max_fds", "process_virtual_memory_bytes"].includes(name)
+);
+
+/** The process families of a daemon inside this test process: /proc is readable only with --allow-all. */
+function inProcessFamilies(): [string, MetricType][] {
+  try {
+    Deno.readTextFileSync("/proc/self/stat");
+    return PROCESS_FAMILIES;
+  } catch {
+    return SANDBOXED_PROCESS_FAMILIES;
+  }
+}
+
+/** Every family, in order, for the given process families. */
+function expectedFamilies(processFamilies: [string, MetricType][]): [string, MetricType][] {
+  const ours = EXPECTED_FAMILIES.map(([name, type]): [string, MetricType] => [P + name, type]);
+  const heapAt = ours.findIndex(([name]) => name === `${P}heap_used_bytes`);
+  return [...ours.slice(0, heapAt), ...processFamilies, ...ours.slice(heapAt)];
+}
+
+const FIXED_PROCESS: ProcessStats = {
+  cpuSeconds: 1.5,
+  residentBytes: 4096,
+  virtualBytes: 8192,
+  openFds: 12,
+  maxFds: 1024,
+  startTimeSeconds: 1_700_000_000.25,
+};
+
+/** Daemon metrics over an empty registry, a hand-moved clock and fixed process figures. */
 function metricsFixture(): DaemonMetrics {
   const clock = new ManualClock();
   const registry = new Registry({
@@ -455,8 +498,8 @@ function metricsFixture(): DaemonMetrics {
     registry,
     openConnections: () => 0,
     startTimeMs: clock.ms,
-    now: clock.now,
-    memory: () => ({ rss: 1, heapUsed: 1, heapTotal: 1 }),
+    process: () => FIXED_PROCESS,
+    heap: () => ({ heapUsed: 1, heapTotal: 1 }),
   });
 }
 
@@ -465,7 +508,7 @@ Deno.test("createDaemonMetrics: every family, in order, with HELP and TYPE, befo
   const s = readExposition(metrics.render());
   assert.deepEqual(
     [...s.families.values()].map((f) => [f.name, f.type]),
-    EXPECTED_FAMILIES.map(([name, type]) => [P + name, type]),
+    expectedFamilies(PROCESS_FAMILIES),
   );
   assert.equal(s.get(`${P}tcp_connections_accepted_total`), 0);
   assert.deepEqual(removed(s), { disconnect: 0, idle_timeout: 0, unregister: 0 });
@@ -486,17 +529,24 @@ Deno.test("createDaemonMetrics: gauges read their sources at scrape time", () =>
     tombstoneLifetimeMs: 500,
   });
   let open = 3;
-  let memoryReads = 0;
+  let processReads = 0;
+  let heapReads = 0;
+  let cpuSeconds = 1.5;
   const metrics = createDaemonMetrics({
     registry,
     openConnections: () => open,
     startTimeMs: 1_700_000_000_500,
-    now: clock.now,
-    memory: () => {
-      memoryReads++;
-      return { rss: 4096, heapUsed: 1024, heapTotal: 2048 };
+    process: () => {
+      processReads++;
+      return { ...FIXED_PROCESS, cpuSeconds };
+    },
+    heap: () => {
+      heapReads++;
+      return { heapUsed: 1024, heapTotal: 2048 };
     },
   });
+  assert.equal(processReads, 1, "read once at creation, to know which figures exist");
+  processReads = 0;
   const a = fakePeer("10.0.0.1:1000", clock);
   registry.identify(a);
   registry.registerChannel(a, "t", "c");
@@ -510,29 +560,35 @@ Deno.test("createDaemonMetrics: gauges read their sources at scrape time", () =>
   registry.tombstone("t", "127.0.0.1:4151");
 
   let s = readExposition(metrics.render());
-  assert.equal(memoryReads, 1, "memory is read once per scrape");
+  assert.equal(processReads, 1, "process figures are read once per scrape");
+  assert.equal(heapReads, 1, "the heap is read once per scrape");
   assert.equal(s.get(`${P}tcp_connections`), 3);
   assert.equal(s.get(`${P}producers_identified`), 2);
   assert.equal(s.get(`${P}producers_active`), 2);
   assert.deepEqual(byCategory(s, "registrations"), [1, 3, 1]);
   assert.deepEqual(byCategory(s, "producer_registrations"), [2, 3, 1]);
   assert.equal(s.get(`${P}tombstoned_producers`), 1);
-  assert.equal(s.get(`${P}process_start_time_seconds`), 1_700_000_000);
-  assert.equal(s.get(`${P}process_uptime_seconds`), 10.85);
-  assert.equal(s.get(`${P}process_resident_memory_bytes`), 4096);
-  assert.equal(s.get(`${P}process_heap_used_bytes`), 1024);
-  assert.equal(s.get(`${P}process_heap_total_bytes`), 2048);
+  assert.equal(s.get("process_start_time_seconds"), 1_700_000_000.25);
+  assert.equal(s.get("process_cpu_seconds_total"), 1.5);
+  assert.equal(s.get("process_resident_memory_bytes"), 4096);
+  assert.equal(s.get("process_virtual_memory_bytes"), 8192);
+  assert.equal(s.get("process_open_fds"), 12);
+  assert.equal(s.get("process_max_fds"), 1024);
+  assert.equal(s.get(`${P}heap_used_bytes`), 1024);
+  assert.equal(s.get(`${P}heap_total_bytes`), 2048);
 
   // 500 ms later the tombstone has expired; a, silent for 1100 ms, is inactive.
   open = 1;
+  cpuSeconds = 2.75;
   clock.advance(500);
   s = readExposition(metrics.render());
-  assert.equal(memoryReads, 2);
+  assert.equal(processReads, 2);
+  assert.equal(heapReads, 2);
+  assert.equal(s.get("process_cpu_seconds_total"), 2.75);
   assert.equal(s.get(`${P}tcp_connections`), 1);
   assert.equal(s.get(`${P}tombstoned_producers`), 0);
   assert.equal(s.get(`${P}producers_identified`), 2);
   assert.equal(s.get(`${P}producers_active`), 1);
-  assert.equal(s.get(`${P}process_uptime_seconds`), 11.35);
 
   registry.removePeer(a.id);
   registry.removePeer(b.id);
@@ -603,7 +659,7 @@ Deno.test("GET /metrics answers the 0.0.4 content type and a valid exposition of
   let s = await scrape(daemon);
   assert.deepEqual(
     [...s.families.values()].map((f) => [f.name, f.type]),
-    EXPECTED_FAMILIES.map(([name, type]) => [P + name, type]),
+    expectedFamilies(inProcessFamilies()),
   );
   assert.equal(PROMETHEUS_CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
 
@@ -622,7 +678,7 @@ Deno.test("GET /metrics answers the 0.0.4 content type and a valid exposition of
   // In legacy mode /metrics is served as is (not wrapped).
   await using legacy = startDaemon({ legacyHttpApi: true });
   s = await scrape(legacy);
-  assert.equal(s.families.size, EXPECTED_FAMILIES.length);
+  assert.equal(s.families.size, expectedFamilies(inProcessFamilies()).length);
 });
 
 Deno.test("metrics follow a producer: connect, IDENTIFY, REGISTER, PING, UNREGISTER, disconnect", async () => {
@@ -816,17 +872,74 @@ Deno.test("HTTP requests are counted by route and status; the duration histogram
   assert.equal(s.get(`${duration}_count`, { route: "/metrics" }), 2);
 });
 
-Deno.test("process gauges are present and plausible", async () => {
+Deno.test("GET /metrics under the sandbox: process_* from the runtime, /proc-only figures left out", async () => {
   await using daemon = startDaemon();
   const s = await scrape(daemon);
-  const nowSeconds = Date.now() / 1000;
-  const start = s.get(`${P}process_start_time_seconds`);
-  assert.ok(start <= nowSeconds && start > nowSeconds - 3600, `start time ${start}`);
-  assert.ok(Number.isInteger(start));
-  const uptime = s.get(`${P}process_uptime_seconds`);
-  assert.ok(uptime >= 0 && uptime < 3600, `uptime ${uptime}`);
-  assert.ok(s.get(`${P}process_resident_memory_bytes`) > 1024 * 1024);
-  const used = s.get(`${P}process_heap_used_bytes`);
-  const total = s.get(`${P}process_heap_total_bytes`);
+  assert.deepEqual(
+    [...s.families.values()].filter((f) => f.name.startsWith("process_")).map((f) => [
+      f.name,
+      f.type,
+    ]),
+    inProcessFamilies(),
+  );
+  plausibleProcessFigures(s);
+  const used = s.get(`${P}heap_used_bytes`);
+  const total = s.get(`${P}heap_total_bytes`);
   assert.ok(used > 0 && used <= total, `heap ${used} / ${total}`);
+  assert.equal(s.find(`${P}process_uptime_seconds`), undefined, "old name dropped");
 });
+
+Deno.test("GET /metrics with /proc readable (--allow-all): all six process_* families", async () => {
+  const tcp = freePort();
+  const http = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      MAIN_PATH,
+      `--tcp-address=127.0.0.1:${tcp}`,
+      `--http-address=127.0.0.1:${http}`,
+      "--log-level=warn",
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    let text: string | undefined;
+    const deadline = Date.now() + 20_000;
+    while (text === undefined) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${http}/metrics`);
+        text = await res.text();
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+        await sleep(50);
+      }
+    }
+    const s = readExposition(text);
+    assert.deepEqual(
+      [...s.families.values()].filter((f) => f.name.startsWith("process_")).map((f) => [
+        f.name,
+        f.type,
+      ]),
+      PROCESS_FAMILIES,
+    );
+    plausibleProcessFigures(s);
+    const open = s.get("process_open_fds");
+    assert.ok(open >= 4 && open <= s.get("process_max_fds"), `open fds ${open}`);
+    assert.ok(s.get("process_virtual_memory_bytes") > s.get("process_resident_memory_bytes"));
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+  }
+});
+
+function plausibleProcessFigures(s: Scrape): void {
+  const nowSeconds = Date.now() / 1000;
+  const start = s.get("process_start_time_seconds");
+  assert.ok(start <= nowSeconds && start > nowSeconds - 3600, `start time ${start}`);
+  const cpu = s.get("process_cpu_seconds_total");
+  assert.ok(cpu > 0 && cpu < 3600, `cpu ${cpu}`);
+  assert.ok(s.get("process_resident_memory_bytes") > 1024 * 1024);
+}
