@@ -272,6 +272,7 @@ export class HttpServer {
     }
     for (const c of this.#connections) c.close();
     await busy;
+    await this.#turns.settled();
   }
 
   #deadlineReason(c: Connection): string {

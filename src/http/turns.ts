@@ -42,6 +42,11 @@ export class Turns {
     this.#onYield = options.onYield;
   }
 
+  /** Settles once no turn is pending (a server that closes leaves no timer behind). */
+  async settled(): Promise<void> {
+    while (this.#next !== undefined) await this.#next;
+  }
+
   /**
    * Called between two pieces of a connection's work: undefined to go on at
    * once, or a promise that settles on the next turn, after every other
