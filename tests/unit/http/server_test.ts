@@ -419,7 +419,7 @@ function serve(
   const evictions: string[] = [];
   const requests: ApiRequest[] = [];
   const server = new HttpServer({
-    listener: Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+    listener: options.listener ?? Deno.listen({ hostname: "127.0.0.1", port: 0 }),
     api: {
       answer: (request) => {
         requests.push(request);
@@ -984,5 +984,99 @@ Deno.test("close(grace) does not wait past the grace for an asynchronous answer 
     assert.equal(await readAll(conn), "");
   } finally {
     conn.close();
+  }
+});
+
+// ---- HTTPS ----
+
+/** A self-signed certificate for 127.0.0.1, made by openssl for this test run. */
+async function selfSignedCert(): Promise<{ cert: string; key: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "nsqlookupd-tls-" });
+  try {
+    const { success, stderr } = await new Deno.Command("openssl", {
+      args: [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        // A server certificate, not a CA (rustls refuses a CA as the end entity).
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-addext",
+        "extendedKeyUsage=serverAuth",
+        "-keyout",
+        `${dir}/key.pem`,
+        "-out",
+        `${dir}/cert.pem`,
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.ok(success, new TextDecoder().decode(stderr));
+    return {
+      cert: await Deno.readTextFile(`${dir}/cert.pem`),
+      key: await Deno.readTextFile(`${dir}/key.pem`),
+    };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("an HTTPS listener serves the same API through the same server: the same bytes, and tls true in the request", async () => {
+  const { cert, key } = await selfSignedCert();
+  await using s = serve(() => OK, {
+    listener: Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert, key }),
+  });
+  const conn = await Deno.connectTls({ hostname: "127.0.0.1", port: s.port, caCerts: [cert] });
+  try {
+    await send(conn, get("/ping", "Authorization: Bearer t\r\n") + get("/ping"));
+    assert.equal(
+      undated(await readUntil(conn, /OK[^]*OK$/)),
+      "HTTP/1.1 200 OK\r\nDate: DATE\r\nContent-Length: 2\r\n\r\nOK".repeat(2),
+    );
+    assert.deepEqual(s.requests.map((r) => [r.tls, r.authorization]), [
+      [true, "Bearer t"],
+      [true, undefined],
+    ]);
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test("a TLS handshake that never completes holds up no one and is closed at the head timeout", async () => {
+  const { cert, key } = await selfSignedCert();
+  await using s = serve(() => OK, {
+    listener: Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert, key }),
+  });
+  // A client that connects and sends half a ClientHello, then nothing.
+  const stuck = await connect(s.port);
+  try {
+    await send(stuck, new Uint8Array([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]));
+    const conn = await Deno.connectTls({ hostname: "127.0.0.1", port: s.port, caCerts: [cert] });
+    try {
+      await send(conn, get("/ping"));
+      await readUntil(conn, /OK$/);
+    } finally {
+      conn.close();
+    }
+    await eventually(() => s.server.connectionCount === 1);
+    s.server.sweep(s.clock.ms + 9_999);
+    assert.equal(s.server.connectionCount, 1);
+    s.server.sweep(s.clock.ms + 10_001);
+    await eventually(() => s.server.connectionCount === 0);
+    assert.ok(s.logs.some((l) => l.includes("no request received in time")), s.logs.join("\n"));
+    // (Deno 2.9 keeps the socket of a TLS connection closed before its handshake
+    // completed until the peer closes it: the server has let go, the kernel not yet.)
+  } finally {
+    stuck.close();
   }
 });
