@@ -1,8 +1,12 @@
 // HTTP/1.1 as pure functions over bytes: a request parser that follows the
-// framing of pipelined requests (heads, Content-Length and chunked bodies) and
-// a response serializer that writes what Go's net/http writes (status line,
-// handler headers in sorted canonical form, then Date and Content-Length), so
-// clients see the reference's bytes. Sockets live in http_server.ts.
+// framing of pipelined requests (heads, Content-Length and chunked bodies) one
+// request at a time, refusing what Go 1.19's net/http refuses as early as Go
+// does (a bad request line as soon as it cannot become valid), and a response
+// serializer that frames bodies as Go's net/http does (Content-Length up to
+// 2048 bytes, chunked or close-delimited above), so clients see the
+// reference's bytes. Sockets live in src/http/server.ts.
+
+import { isValidRequestUri } from "./request_uri.ts";
 
 /** Longest request head (request line and headers); longer ones get 431. */
 export const MAX_HEAD_BYTES = 64 * 1024;
@@ -11,6 +15,9 @@ export const MAX_CHUNK_LINE_BYTES = 4 * 1024;
 
 const CR = 0x0d;
 const LF = 0x0a;
+const SP = 0x20;
+const HTAB = 0x09;
+const COLON = 0x3a;
 
 /** A request whose head and body have been received (the body is not kept: no route reads it). */
 export interface HttpRequestHead {
@@ -18,8 +25,10 @@ export interface HttpRequestHead {
   /** The request target as sent, decoded as UTF-8 (as Deno.serve hands it over). */
   readonly target: string;
   readonly version: string;
-  /** The Accept header (the only one a route reads), without surrounding whitespace. */
+  /** The Accept header, without surrounding whitespace (the first one when repeated). */
   readonly accept: string | undefined;
+  /** The Authorization header as Go reads it: the first one, without surrounding whitespace. */
+  readonly authorization: string | undefined;
   readonly keepAlive: boolean;
 }
 
@@ -31,7 +40,13 @@ export type ParseEvent =
   /** The stream cannot be followed: answer `response` (Go's raw bytes) and close. */
   | { readonly kind: "error"; readonly response: string; readonly reason: string }
   /** A request refused with a regular response (`417 Expectation Failed`), then close. */
-  | { readonly kind: "reject"; readonly answer: HttpAnswer; readonly reason: string };
+  | { readonly kind: "reject"; readonly answer: FixedAnswer; readonly reason: string };
+
+/** One step of the parser: the event it reached, if any, and the bytes it used to get there. */
+export interface ParseStep {
+  readonly event: ParseEvent | undefined;
+  readonly used: number;
+}
 
 /** Where the client→server byte stream is, request by request. */
 export type RequestPhase = "between" | "head" | "body" | "closed";
@@ -44,24 +59,78 @@ export interface ParserOptions {
   maxBodyBytes: number;
 }
 
+/** The headers a route or the framing reads; every other one is only checked. */
+const enum Header {
+  Other,
+  /** A header with an empty name: Go skips it, continuation lines included. */
+  Skipped,
+  Host,
+  Accept,
+  Authorization,
+  Expect,
+  Connection,
+  ContentLength,
+  TransferEncoding,
+}
+
+/** Where the request line scan is: in the method, the target, or the version. */
+const enum LinePart {
+  Method,
+  Target,
+  Version,
+}
+
+const VERSION_PREFIX = "HTTP/";
+/** `HTTP/d.d`: Go 1.19's ParseHTTPVersion reads one digit each side of the dot. */
+const VERSION_LENGTH = 8;
+
 const utf8 = new TextDecoder();
 
 /**
  * Follows HTTP/1.1 request framing over the bytes a client sends, however
- * they are split into reads, keeping at most one request head.
+ * they are split into reads, one request at a time: `next()` stops after each
+ * event, so a server answers a request before it looks at the next one. The
+ * head is checked line by line as it arrives; only a line split across reads
+ * is kept.
  */
 export class RequestParser {
   readonly #maxHead: number;
   readonly #maxBody: number;
   #phase: RequestPhase = "between";
   #requests = 0;
-  /** The current head's bytes so far, when it spans reads (else parsed in place). */
-  #headBuffer: Uint8Array | undefined;
-  #headLength = 0;
-  /** Length of the current head line so far, and its first byte. */
-  #lineLength = 0;
-  #lineFirst = -1;
-  #sawRequestLine = false;
+  /** Set by a step that reached an event. */
+  #event: ParseEvent | undefined;
+  /** After a POST, Go discards up to 4 CR or LF bytes before the next request. */
+  #skipCrLf = 0;
+
+  // The current head.
+  #headBytes = 0;
+  /** Complete lines of the head so far (0: the request line is still coming). */
+  #lines = 0;
+  /** The current line's bytes so far, when it spans reads. */
+  #partial: Uint8Array | undefined;
+  #partialLength = 0;
+  #linePart = LinePart.Method;
+  #partLength = 0;
+  #method = "";
+  #target = "";
+  #http11 = true;
+  #majorVersion = 1;
+  #hosts = 0;
+  #hostValid = true;
+  #accept: string | undefined;
+  #authorization: string | undefined;
+  #expect: string | undefined;
+  #connection = "";
+  #contentLengths: string[] = [];
+  #transferEncoding: string | undefined;
+  /** Go refuses a bad header name or value only once the head is complete. */
+  #deferredError: string | undefined;
+  /** The last header line, kept until the next line shows it is not continued. */
+  #header = Header.Other;
+  #headerValue = "";
+
+  // The current body.
   #pending: HttpRequestHead | undefined;
   #body: BodyState = "length";
   #remaining = 0;
@@ -82,141 +151,380 @@ export class RequestParser {
     return this.#requests;
   }
 
-  /** Feeds the next bytes; returns what they completed. Bytes after "closed" are ignored. */
+  /**
+   * Reads `bytes` up to and including the next event. `used` is every byte
+   * when no event was reached (the parser keeps what it needs), and every
+   * byte once the stream is closed (later bytes are ignored).
+   */
+  next(bytes: Uint8Array): ParseStep {
+    let i = 0;
+    while (i < bytes.length && this.#phase !== "closed" && this.#event === undefined) {
+      if (this.#phase === "between") {
+        const b = bytes[i];
+        if (this.#skipCrLf > 0 && (b === CR || b === LF)) {
+          this.#skipCrLf--;
+          i++;
+          continue;
+        }
+        this.#startHead();
+      }
+      i = this.#phase === "head" ? this.#feedHead(bytes, i) : this.#feedBody(bytes, i);
+    }
+    const event = this.#event;
+    this.#event = undefined;
+    return { event, used: this.#phase === "closed" ? bytes.length : i };
+  }
+
+  /** Feeds the next bytes; returns every event they complete. Bytes after "closed" are ignored. */
   feed(bytes: Uint8Array): ParseEvent[] {
     const events: ParseEvent[] = [];
-    let i = 0;
-    while (i < bytes.length && this.#phase !== "closed") {
-      if (this.#phase === "between") {
-        this.#phase = "head";
-        this.#requests++;
-        this.#headLength = 0;
-        this.#lineLength = 0;
-        this.#lineFirst = -1;
-        this.#sawRequestLine = false;
-      }
-      i = this.#phase === "head"
-        ? this.#feedHead(bytes, i, events)
-        : this.#feedBody(bytes, i, events);
+    let offset = 0;
+    while (offset < bytes.length) {
+      const { event, used } = this.next(offset === 0 ? bytes : bytes.subarray(offset));
+      offset += used;
+      if (event === undefined) break;
+      events.push(event);
     }
     return events;
   }
 
-  #fail(events: ParseEvent[], response: string, reason: string): void {
-    this.#phase = "closed";
-    events.push({ kind: "error", response, reason });
+  #startHead(): void {
+    this.#phase = "head";
+    this.#requests++;
+    this.#skipCrLf = 0;
+    this.#headBytes = 0;
+    this.#lines = 0;
+    this.#partialLength = 0;
+    this.#linePart = LinePart.Method;
+    this.#partLength = 0;
+    this.#hosts = 0;
+    this.#hostValid = true;
+    this.#accept = undefined;
+    this.#authorization = undefined;
+    this.#expect = undefined;
+    this.#connection = "";
+    this.#contentLengths = [];
+    this.#transferEncoding = undefined;
+    this.#deferredError = undefined;
+    this.#header = Header.Other;
+    this.#headerValue = "";
   }
 
-  #feedHead(bytes: Uint8Array, start: number, events: ParseEvent[]): number {
+  #fail(response: string, reason: string): void {
+    this.#phase = "closed";
+    this.#event = { kind: "error", response, reason };
+  }
+
+  #feedHead(bytes: Uint8Array, start: number): number {
     let pos = start;
-    // Where this read's part of the head starts (leading empty lines are skipped).
-    let headStart = start;
-    while (pos < bytes.length) {
+    while (pos < bytes.length && this.#phase === "head") {
       const lf = bytes.indexOf(LF, pos);
       const end = lf === -1 ? bytes.length : lf + 1;
-      if (this.#headLength + (end - headStart) > this.#maxHead) {
-        this.#fail(events, HEADERS_TOO_LARGE, "request head too large");
+      this.#headBytes += end - pos;
+      if (this.#headBytes > this.#maxHead) {
+        this.#fail(HEADERS_TOO_LARGE, "request head too large");
         return bytes.length;
       }
-      if (this.#lineLength === 0 && end > pos) this.#lineFirst = bytes[pos];
-      this.#lineLength += (lf === -1 ? end : lf) - pos;
+      // The request line is scanned as it comes: bytes that can never start a
+      // valid one (a TLS hello, binary noise) are refused without waiting for a
+      // line end Go would wait for (it answers the same 400 once one comes).
+      if (this.#lines === 0 && !this.#scanRequestLine(bytes, pos, lf === -1 ? end : lf)) {
+        this.#fail(BAD_REQUEST, "malformed request line");
+        return bytes.length;
+      }
       if (lf === -1) {
-        this.#keep(bytes.subarray(headStart, end));
+        this.#keepPartial(bytes.subarray(pos, end));
         return end;
       }
+      let line = bytes.subarray(pos, lf);
+      if (this.#partialLength > 0) {
+        this.#keepPartial(line);
+        line = this.#partial!.subarray(0, this.#partialLength);
+        this.#partialLength = 0;
+      }
+      if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, line.length - 1);
       pos = end;
-      const empty = this.#lineLength === 0 || (this.#lineLength === 1 && this.#lineFirst === CR);
-      this.#lineLength = 0;
-      this.#lineFirst = -1;
-      if (!empty) {
-        this.#sawRequestLine = true;
-        continue;
-      }
-      if (!this.#sawRequestLine) {
-        // Empty lines before a request line are skipped (RFC 9112 §2.2).
-        this.#headLength = 0;
-        headStart = pos;
-        continue;
-      }
-      let head = bytes.subarray(headStart, end);
-      if (this.#headLength > 0) {
-        this.#keep(head);
-        head = this.#headBuffer!.subarray(0, this.#headLength);
-      }
-      this.#headLength = 0;
-      this.#endHead(head, events);
-      return pos;
+      this.#endLine(line);
     }
-    this.#keep(bytes.subarray(headStart, pos));
     return pos;
   }
 
-  /** Keeps part of a head that continues in the next read. */
-  #keep(part: Uint8Array): void {
+  #keepPartial(part: Uint8Array): void {
     if (part.length === 0) return;
-    const needed = this.#headLength + part.length;
-    if (this.#headBuffer === undefined || this.#headBuffer.length < needed) {
-      const grown = new Uint8Array(Math.min(this.#maxHead, Math.max(2 * needed, 1024)));
-      if (this.#headBuffer !== undefined) {
-        grown.set(this.#headBuffer.subarray(0, this.#headLength));
-      }
-      this.#headBuffer = grown;
+    const needed = this.#partialLength + part.length;
+    if (this.#partial === undefined || this.#partial.length < needed) {
+      const grown = new Uint8Array(Math.min(this.#maxHead, Math.max(2 * needed, 256)));
+      if (this.#partial !== undefined) grown.set(this.#partial.subarray(0, this.#partialLength));
+      this.#partial = grown;
     }
-    this.#headBuffer.set(part, this.#headLength);
-    this.#headLength = needed;
+    this.#partial.set(part, this.#partialLength);
+    this.#partialLength = needed;
   }
 
-  #endHead(bytes: Uint8Array, events: ParseEvent[]): void {
-    const parsed = parseHead(bytes);
-    if (typeof parsed === "string") {
-      this.#fail(events, parsed, "malformed request head");
+  /**
+   * Advances the request-line scan over bytes[from, to) (no LF); false when
+   * they cannot be part of a request line Go accepts: METHOD SP TARGET SP
+   * HTTP/d.d, a token method, a target without control bytes, a CR only at
+   * the very end.
+   */
+  #scanRequestLine(bytes: Uint8Array, from: number, to: number): boolean {
+    for (let i = from; i < to; i++) {
+      const b = bytes[i];
+      switch (this.#linePart) {
+        case LinePart.Method:
+          if (b === SP && this.#partLength > 0) {
+            this.#linePart = LinePart.Target;
+            this.#partLength = 0;
+          } else if (TCHAR[b] === 0) {
+            return false;
+          } else {
+            this.#partLength++;
+          }
+          break;
+        case LinePart.Target:
+          if (b === SP && this.#partLength > 0) {
+            this.#linePart = LinePart.Version;
+            this.#partLength = 0;
+          } else if (b <= SP || b === 0x7f) {
+            return false;
+          } else {
+            this.#partLength++;
+          }
+          break;
+        default: {
+          const at = this.#partLength++;
+          const ok = at < VERSION_PREFIX.length
+            ? b === VERSION_PREFIX.charCodeAt(at)
+            : at === 5 || at === 7
+            ? b >= 0x30 && b <= 0x39
+            : at === 6
+            ? b === 0x2e
+            : at === VERSION_LENGTH && b === CR;
+          if (!ok) return false;
+        }
+      }
+    }
+    return true;
+  }
+
+  #endLine(line: Uint8Array): void {
+    const first = this.#lines++ === 0;
+    if (first) {
+      this.#endRequestLine(line);
       return;
     }
-    const { head, framing } = parsed;
-    if (framing.expect === "unsupported") {
-      this.#phase = "closed";
-      events.push({ kind: "reject", answer: EXPECTATION_FAILED, reason: "unsupported Expect" });
+    if (line.length === 0) {
+      this.#commitHeader();
+      this.#endHead();
       return;
     }
-    if (framing.chunked) {
+    if (line[0] === SP || line[0] === HTAB) {
+      if (this.#lines === 2) {
+        // Go: "malformed MIME header initial line".
+        this.#fail(BAD_REQUEST, "malformed header line");
+        return;
+      }
+      // An obs-fold: Go 1.19 joins it to the previous header's value with a space.
+      this.#checkValue(line, 0, line.length);
+      if (this.#header !== Header.Other && this.#header !== Header.Skipped) {
+        this.#headerValue += " " + headerText(line, 0, line.length);
+      }
+      return;
+    }
+    this.#commitHeader();
+    const colon = line.indexOf(COLON);
+    if (colon === -1) {
+      // Go: "malformed MIME header line", as soon as the line is read.
+      this.#fail(BAD_REQUEST, "malformed header line");
+      return;
+    }
+    if (colon === 0) {
+      this.#header = Header.Skipped; // Go skips a header with an empty name
+      return;
+    }
+    if (this.#deferredError === undefined) {
+      for (let i = 0; i < colon; i++) {
+        if (TCHAR[line[i]] === 0) {
+          this.#deferredError = INVALID_HEADER_NAME;
+          break;
+        }
+      }
+    }
+    this.#checkValue(line, colon + 1, line.length);
+    this.#header = headerOf(line, colon);
+    if (this.#header !== Header.Other) this.#headerValue = headerText(line, colon + 1, line.length);
+  }
+
+  #checkValue(line: Uint8Array, start: number, end: number): void {
+    if (this.#deferredError !== undefined) return;
+    for (let i = start; i < end; i++) {
+      const b = line[i];
+      if ((b < SP && b !== HTAB) || b === 0x7f) {
+        this.#deferredError = INVALID_HEADER_VALUE;
+        return;
+      }
+    }
+  }
+
+  /** Records the last header line, now that no continuation line follows it. */
+  #commitHeader(): void {
+    const value = this.#headerValue;
+    switch (this.#header) {
+      case Header.Host:
+        this.#hosts++;
+        if (!isValidHost(value)) this.#hostValid = false;
+        break;
+      case Header.Accept:
+        this.#accept ??= value;
+        break;
+      case Header.Authorization:
+        this.#authorization ??= value;
+        break;
+      case Header.Expect:
+        this.#expect = value;
+        break;
+      case Header.Connection:
+        this.#connection += `,${value.toLowerCase()}`;
+        break;
+      case Header.ContentLength:
+        this.#contentLengths.push(value);
+        break;
+      case Header.TransferEncoding:
+        this.#transferEncoding = this.#transferEncoding === undefined
+          ? value
+          : `${this.#transferEncoding},${value}`;
+    }
+    this.#header = Header.Other;
+    this.#headerValue = "";
+  }
+
+  #endRequestLine(line: Uint8Array): void {
+    if (this.#linePart !== LinePart.Version || this.#partLength < VERSION_LENGTH) {
+      this.#fail(BAD_REQUEST, "malformed request line");
+      return;
+    }
+    const sp1 = line.indexOf(SP);
+    const sp2 = line.indexOf(SP, sp1 + 1);
+    const target = binary(line, sp1 + 1, sp2);
+    if (!isValidRequestUri(target)) {
+      this.#fail(BAD_REQUEST, "malformed request target");
+      return;
+    }
+    this.#method = sp1 === 3 && line[0] === 0x47 && line[1] === 0x45 && line[2] === 0x54
+      ? "GET"
+      : binary(line, 0, sp1);
+    let ascii = true;
+    for (let i = 0; i < target.length && ascii; i++) ascii = target.charCodeAt(i) < 0x80;
+    this.#target = ascii ? target : utf8.decode(line.subarray(sp1 + 1, sp2));
+    this.#majorVersion = line[sp2 + 6] - 0x30;
+    this.#http11 = this.#majorVersion === 1 && line[sp2 + 8] >= 0x31;
+    // Go treats any other 1.x as 1.1 (and refuses 2.x and up once the head is in).
+    if (this.#majorVersion !== 1) this.#http11 = true;
+  }
+
+  /** The empty line: the checks Go makes on a whole head, then the framing of the body. */
+  #endHead(): void {
+    if (this.#majorVersion !== 1) {
+      this.#fail(UNSUPPORTED_VERSION, "malformed request head");
+      return;
+    }
+    if (this.#deferredError !== undefined) {
+      this.#fail(this.#deferredError, "malformed request head");
+      return;
+    }
+    const http11 = this.#http11;
+    if (http11 && this.#hosts === 0) return this.#fail(MISSING_HOST, "malformed request head");
+    if (this.#hosts > 1) return this.#fail(TOO_MANY_HOSTS, "malformed request head");
+    if (!this.#hostValid) return this.#fail(MALFORMED_HOST, "malformed request head");
+
+    let chunked = false;
+    // HTTP/1.0 has no transfer codings; Go ignores the header there.
+    if (this.#transferEncoding !== undefined && http11) {
+      if (this.#transferEncoding.trim().toLowerCase() !== "chunked") {
+        return this.#fail(UNSUPPORTED_TRANSFER_ENCODING, "malformed request head");
+      }
+      chunked = true;
+    }
+    let length = 0;
+    const lengths = this.#contentLengths;
+    if (lengths.length > 0 && !chunked) {
+      // Repeated headers must agree; the value is one unsigned 63-bit decimal (an empty one: none).
+      const value = lengths[0];
+      if (lengths.some((v) => v !== value)) {
+        return this.#fail(BAD_REQUEST, "malformed request head");
+      }
+      if (value !== "") {
+        if (!/^\d{1,19}$/.test(value) || BigInt(value) > MAX_INT63) {
+          return this.#fail(BAD_REQUEST, "malformed request head");
+        }
+        length = Number(value);
+      }
+    }
+    // Go's shouldClose: `close` always closes; HTTP/1.0 stays open only when asked.
+    let keepAlive = http11;
+    if (this.#connection !== "") {
+      const tokens = this.#connection.split(",").map((t) => t.trim());
+      keepAlive = !tokens.includes("close") && (http11 || tokens.includes("keep-alive"));
+    }
+    const head: HttpRequestHead = {
+      method: this.#method,
+      target: this.#target,
+      version: http11 ? "HTTP/1.1" : "HTTP/1.0",
+      accept: this.#accept,
+      authorization: this.#authorization,
+      keepAlive,
+    };
+    // Go: `100-continue` is honoured on HTTP/1.1 and ignored on 1.0; any other expectation is 417.
+    const expect = this.#expect;
+    let expectContinue = false;
+    if (expect !== undefined && expect !== "") {
+      if (expect.toLowerCase() !== "100-continue") {
+        this.#phase = "closed";
+        this.#event = { kind: "reject", answer: EXPECTATION_FAILED, reason: "unsupported Expect" };
+        return;
+      }
+      expectContinue = http11;
+    }
+    if (chunked) {
       this.#pending = head;
       this.#phase = "body";
       this.#body = "chunk-size";
       this.#chunkLine = "";
       this.#bodyBytes = 0;
-      if (framing.expect === "continue") events.push({ kind: "continue" });
+      if (expectContinue) this.#event = { kind: "continue" };
       return;
     }
-    if (framing.length > this.#maxBody) {
+    if (length > this.#maxBody) {
       this.#phase = "closed";
-      events.push({ kind: "request", head, bodyTooLarge: true });
+      this.#event = { kind: "request", head, bodyTooLarge: true };
       return;
     }
-    if (framing.length > 0) {
+    if (length > 0) {
       this.#pending = head;
       this.#phase = "body";
       this.#body = "length";
-      this.#remaining = framing.length;
-      if (framing.expect === "continue") events.push({ kind: "continue" });
+      this.#remaining = length;
+      if (expectContinue) this.#event = { kind: "continue" };
       return;
     }
-    this.#complete(head, events);
+    this.#complete(head);
   }
 
-  #complete(head: HttpRequestHead, events: ParseEvent[]): void {
+  #complete(head: HttpRequestHead): void {
     this.#pending = undefined;
     // After a request that closes the connection, nothing more is read.
     this.#phase = head.keepAlive ? "between" : "closed";
-    events.push({ kind: "request", head, bodyTooLarge: false });
+    if (head.method === "POST") this.#skipCrLf = 4;
+    this.#event = { kind: "request", head, bodyTooLarge: false };
   }
 
-  #feedBody(bytes: Uint8Array, start: number, events: ParseEvent[]): number {
+  #feedBody(bytes: Uint8Array, start: number): number {
     if (this.#body === "length" || this.#body === "chunk-data") {
       const take = Math.min(this.#remaining, bytes.length - start);
       this.#remaining -= take;
       if (this.#remaining === 0) {
         if (this.#body === "length") {
-          this.#complete(this.#pending!, events);
+          this.#complete(this.#pending!);
         } else {
           this.#body = "chunk-end";
           this.#chunkLine = "";
@@ -228,7 +536,7 @@ export class RequestParser {
     let i = bytes.indexOf(LF, start);
     if (i === -1) i = bytes.length;
     if (this.#chunkLine.length + (i - start) > MAX_CHUNK_LINE_BYTES) {
-      this.#fail(events, BAD_REQUEST, "chunk line too long");
+      this.#fail(BAD_REQUEST, "chunk line too long");
       return bytes.length;
     }
     this.#chunkLine += binary(bytes, start, i);
@@ -237,7 +545,7 @@ export class RequestParser {
     this.#chunkLine = "";
     if (this.#body === "chunk-end") {
       if (line !== "") {
-        this.#fail(events, BAD_REQUEST, "malformed chunked encoding");
+        this.#fail(BAD_REQUEST, "malformed chunked encoding");
         return bytes.length;
       }
       this.#body = "chunk-size";
@@ -245,14 +553,14 @@ export class RequestParser {
       const semicolon = line.indexOf(";");
       const hex = (semicolon === -1 ? line : line.slice(0, semicolon)).trim();
       if (!/^[0-9a-fA-F]{1,16}$/.test(hex)) {
-        this.#fail(events, BAD_REQUEST, "malformed chunked encoding");
+        this.#fail(BAD_REQUEST, "malformed chunked encoding");
         return bytes.length;
       }
       const size = parseInt(hex, 16);
       this.#bodyBytes += size;
       if (this.#bodyBytes > this.#maxBody) {
         this.#phase = "closed";
-        events.push({ kind: "request", head: this.#pending!, bodyTooLarge: true });
+        this.#event = { kind: "request", head: this.#pending!, bodyTooLarge: true };
         this.#pending = undefined;
         return bytes.length;
       }
@@ -263,17 +571,10 @@ export class RequestParser {
         this.#remaining = size;
       }
     } else if (line === "") {
-      this.#complete(this.#pending!, events); // the empty line after the trailers
+      this.#complete(this.#pending!); // the empty line after the trailers
     }
     return i + 1;
   }
-}
-
-interface Framing {
-  /** Content-Length (0 when absent); ignored when chunked. */
-  length: number;
-  chunked: boolean;
-  expect: "none" | "continue" | "unsupported";
 }
 
 // Go's net/http answers requests it cannot parse with these bytes and closes.
@@ -290,7 +591,7 @@ const INVALID_HEADER_NAME = goError("400 Bad Request: invalid header name");
 const INVALID_HEADER_VALUE = goError("400 Bad Request: invalid header value");
 const MALFORMED_HOST = goError("400 Bad Request: malformed Host header");
 /** Go's sendExpectationFailed: a handler-style response, so with Date and Content-Length. */
-const EXPECTATION_FAILED: HttpAnswer = {
+const EXPECTATION_FAILED: FixedAnswer = {
   status: 417,
   headers: [["Connection", "close"]],
   body: null,
@@ -306,10 +607,9 @@ for (
   HOST_BYTE[c.charCodeAt(0)] = 1;
 }
 
-function isValidHost(bytes: Uint8Array, start: number, end: number): boolean {
-  while (start < end && (bytes[start] === SP || bytes[start] === HTAB)) start++;
-  while (end > start && (bytes[end - 1] === SP || bytes[end - 1] === HTAB)) end--;
-  for (let i = start; i < end; i++) if (HOST_BYTE[bytes[i]] === 0) return false;
+/** A Host value (a binary string, trimmed) as httpguts.ValidHostHeader sees it. */
+function isValidHost(value: string): boolean {
+  for (let i = 0; i < value.length; i++) if (HOST_BYTE[value.charCodeAt(i)] === 0) return false;
   return true;
 }
 
@@ -318,17 +618,36 @@ const TCHAR = new Uint8Array(256);
 for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") {
   TCHAR[c.charCodeAt(0)] = 1;
 }
-const SP = 0x20;
-const HTAB = 0x09;
-const COLON = 0x3a;
 
-/** Whether bytes[start, end) spell `name` (lower case) in any case. */
-function isName(bytes: Uint8Array, start: number, end: number, name: string): boolean {
-  if (end - start !== name.length) return false;
-  for (let i = 0; i < name.length; i++) {
-    if ((bytes[start + i] | 0x20) !== name.charCodeAt(i)) return false;
-  }
+/** Whether bytes[0, end) spell `name` (lower case) in any case. */
+function isName(bytes: Uint8Array, end: number, name: string): boolean {
+  if (end !== name.length) return false;
+  for (let i = 0; i < end; i++) if ((bytes[i] | 0x20) !== name.charCodeAt(i)) return false;
   return true;
+}
+
+/** Which header a line's name (bytes[0, colon)) is, among those read. */
+function headerOf(line: Uint8Array, colon: number): Header {
+  switch (colon) {
+    case 4:
+      return isName(line, colon, "host") ? Header.Host : Header.Other;
+    case 6:
+      return isName(line, colon, "accept")
+        ? Header.Accept
+        : isName(line, colon, "expect")
+        ? Header.Expect
+        : Header.Other;
+    case 10:
+      return isName(line, colon, "connection") ? Header.Connection : Header.Other;
+    case 13:
+      return isName(line, colon, "authorization") ? Header.Authorization : Header.Other;
+    case 14:
+      return isName(line, colon, "content-length") ? Header.ContentLength : Header.Other;
+    case 17:
+      return isName(line, colon, "transfer-encoding") ? Header.TransferEncoding : Header.Other;
+    default:
+      return Header.Other;
+  }
 }
 
 /** A header value: bytes[start, end) without surrounding spaces and tabs, as a binary string. */
@@ -336,142 +655,6 @@ function headerText(bytes: Uint8Array, start: number, end: number): string {
   while (start < end && (bytes[start] === SP || bytes[start] === HTAB)) start++;
   while (end > start && (bytes[end - 1] === SP || bytes[end - 1] === HTAB)) end--;
   return binary(bytes, start, end);
-}
-
-/**
- * A whole head (request line, header lines, the empty line; LF or CRLF line
- * ends) → the request and its framing, or the error response. Works on the
- * bytes: only the method, target and the headers that matter become strings.
- */
-function parseHead(bytes: Uint8Array): { head: HttpRequestHead; framing: Framing } | string {
-  let lineEnd = bytes.indexOf(LF);
-  let contentEnd = lineEnd > 0 && bytes[lineEnd - 1] === CR ? lineEnd - 1 : lineEnd;
-  // Request line: METHOD SP TARGET SP VERSION, split at the first two spaces as Go does.
-  const sp1 = bytes.indexOf(SP);
-  const sp2 = sp1 === -1 ? -1 : bytes.indexOf(SP, sp1 + 1);
-  if (sp1 <= 0 || sp2 === -1 || sp2 >= contentEnd || sp2 === sp1 + 1) return BAD_REQUEST;
-  for (let i = 0; i < sp1; i++) if (TCHAR[bytes[i]] === 0) return BAD_REQUEST;
-  let nonAscii = false;
-  for (let i = sp1 + 1; i < sp2; i++) {
-    const b = bytes[i];
-    if (b < 0x21 || b === 0x7f) return BAD_REQUEST;
-    if (b >= 0x80) nonAscii = true;
-  }
-  const first = bytes[sp1 + 1];
-  if (first !== 0x2f && !(sp2 === sp1 + 2 && first === 0x2a)) {
-    // Neither `/…` nor `*`: an absolute URL at most.
-    if (!/^https?:\/\//i.test(binary(bytes, sp1 + 1, Math.min(sp2, sp1 + 9)))) return BAD_REQUEST;
-  }
-  const version = binary(bytes, sp2 + 1, contentEnd);
-  let http11: boolean;
-  if (version === "HTTP/1.1") {
-    http11 = true;
-  } else if (version === "HTTP/1.0") {
-    http11 = false;
-  } else {
-    // Go 1.19 reads one digit each side of the dot.
-    const v = /^HTTP\/(\d)\.(\d)$/.exec(version);
-    if (v === null) return BAD_REQUEST;
-    if (v[1] !== "1") return UNSUPPORTED_VERSION;
-    http11 = Number(v[2]) >= 1;
-  }
-  const method = sp1 === 3 && bytes[0] === 0x47 && bytes[1] === 0x45 && bytes[2] === 0x54
-    ? "GET"
-    : binary(bytes, 0, sp1);
-  const target = nonAscii ? utf8.decode(bytes.subarray(sp1 + 1, sp2)) : binary(bytes, sp1 + 1, sp2);
-
-  let hosts = 0;
-  let hostValid = true;
-  let accept: string | undefined;
-  const contentLengths: string[] = [];
-  let transferEncoding: string | undefined;
-  let connection = "";
-  let expect: string | undefined;
-  while (true) {
-    const start = lineEnd + 1;
-    lineEnd = bytes.indexOf(LF, start);
-    if (lineEnd === -1) break; // (cannot happen: the head ends with an empty line)
-    contentEnd = lineEnd > start && bytes[lineEnd - 1] === CR ? lineEnd - 1 : lineEnd;
-    if (contentEnd === start) break; // the empty line
-    // name ":" value. A line folded onto the previous one (obsolete) is refused.
-    if (bytes[start] === SP || bytes[start] === HTAB) return BAD_REQUEST;
-    const colon = bytes.indexOf(COLON, start);
-    if (colon === -1 || colon >= contentEnd) return BAD_REQUEST; // Go: malformed MIME header line
-    if (colon === start) continue; // Go skips a header with an empty name
-    for (let i = start; i < colon; i++) if (TCHAR[bytes[i]] === 0) return INVALID_HEADER_NAME;
-    for (let i = colon + 1; i < contentEnd; i++) {
-      const b = bytes[i];
-      if ((b < 0x20 && b !== HTAB) || b === 0x7f) return INVALID_HEADER_VALUE;
-    }
-    switch (colon - start) {
-      case 4:
-        if (isName(bytes, start, colon, "host")) {
-          hosts++;
-          if (!isValidHost(bytes, colon + 1, contentEnd)) hostValid = false;
-        }
-        break;
-      case 6:
-        if (isName(bytes, start, colon, "accept")) {
-          accept ??= headerText(bytes, colon + 1, contentEnd);
-        } else if (isName(bytes, start, colon, "expect")) {
-          expect = headerText(bytes, colon + 1, contentEnd);
-        }
-        break;
-      case 10:
-        if (isName(bytes, start, colon, "connection")) {
-          connection += `,${headerText(bytes, colon + 1, contentEnd).toLowerCase()}`;
-        }
-        break;
-      case 14:
-        if (isName(bytes, start, colon, "content-length")) {
-          contentLengths.push(headerText(bytes, colon + 1, contentEnd));
-        }
-        break;
-      case 17:
-        if (isName(bytes, start, colon, "transfer-encoding")) {
-          const value = headerText(bytes, colon + 1, contentEnd);
-          transferEncoding = transferEncoding === undefined
-            ? value
-            : `${transferEncoding},${value}`;
-        }
-    }
-  }
-  if (http11 && hosts === 0) return MISSING_HOST;
-  if (hosts > 1) return TOO_MANY_HOSTS;
-  if (!hostValid) return MALFORMED_HOST;
-
-  let chunked = false;
-  // HTTP/1.0 has no transfer codings; Go ignores the header there.
-  if (transferEncoding !== undefined && http11) {
-    if (transferEncoding.trim().toLowerCase() !== "chunked") return UNSUPPORTED_TRANSFER_ENCODING;
-    chunked = true;
-  }
-  let length = 0;
-  if (contentLengths.length > 0 && !chunked) {
-    // Repeated headers must agree; the value is one unsigned 63-bit decimal (an empty one: none).
-    const value = contentLengths[0];
-    if (contentLengths.some((v) => v !== value)) return BAD_REQUEST;
-    if (value !== "") {
-      if (!/^\d{1,19}$/.test(value) || BigInt(value) > MAX_INT63) return BAD_REQUEST;
-      length = Number(value);
-    }
-  }
-  // Go's shouldClose: `close` always closes; HTTP/1.0 stays open only when asked.
-  let keepAlive = http11;
-  if (connection !== "") {
-    const tokens = connection.split(",").map((t) => t.trim());
-    keepAlive = !tokens.includes("close") && (http11 || tokens.includes("keep-alive"));
-  }
-  // Go: `100-continue` is honoured on HTTP/1.1 and ignored on 1.0; any other expectation is 417.
-  let expectation: Framing["expect"] = "none";
-  if (expect !== undefined && expect !== "") {
-    if (expect.toLowerCase() !== "100-continue") expectation = "unsupported";
-    else if (http11) expectation = "continue";
-  }
-  return {
-    head: { method, target, version: http11 ? "HTTP/1.1" : "HTTP/1.0", accept, keepAlive },
-    framing: { length, chunked, expect: expectation },
-  };
 }
 
 /**
@@ -485,6 +668,9 @@ export interface StreamedBody {
   readonly slices: Iterator<string | Uint8Array<ArrayBuffer>, void, undefined>;
 }
 
+/** A body that is all there already. */
+export type FixedBody = string | Uint8Array<ArrayBuffer> | null;
+
 /** What a handler answers; serialized the way Go's net/http does. */
 export interface HttpAnswer {
   readonly status: number;
@@ -494,31 +680,100 @@ export interface HttpAnswer {
    * UTF-8 text, or bytes already encoded (sent by reference when large), or
    * a body streamed in slices; null for no body.
    */
-  readonly body: string | Uint8Array<ArrayBuffer> | StreamedBody | null;
+  readonly body: FixedBody | StreamedBody;
   /** A Content-Type Go's server adds itself (sniffed): written after Content-Length. */
   readonly defaultContentType?: string;
 }
+
+/** An answer whose body is all there (or none). */
+export type FixedAnswer = HttpAnswer & { readonly body: FixedBody };
+
+export function isStreamed(body: HttpAnswer["body"]): body is StreamedBody {
+  return body !== null && typeof body !== "string" && !(body instanceof Uint8Array);
+}
+
+/**
+ * Go's bufferBeforeChunkingSize: a handler's body that fits in the response
+ * buffer when the handler returns gets a Content-Length; a larger one is sent
+ * before its end is known, so chunked (HTTP/1.1) or delimited by closing (1.0).
+ */
+export const MAX_LENGTH_BODY_BYTES = 2048;
 
 export interface SerializeOptions {
   /** The Date header value (see httpDate). */
   date: string;
   /** A HEAD request: headers as for GET, no body. */
   omitBody?: boolean;
-  /** Add `Connection: close` (the connection ends after this response). */
+  /** The connection ends after this response (`Connection: close` to HTTP/1.1 clients). */
   close?: boolean;
-  /** Add `Connection: keep-alive` (an HTTP/1.0 client asked to keep it). */
+  /**
+   * The client asked to keep an HTTP/1.0 connection: kept, with `Connection:
+   * keep-alive`, when the response's end is known without closing.
+   */
   keepAlive?: boolean;
   /** Answer an HTTP/1.0 request: `HTTP/1.0` status line, as Go does. */
   http10?: boolean;
 }
 
+/** How a body is delimited on the wire. */
+export type BodyMode = "length" | "chunked" | "close" | "none";
+
+/** What a serialized response means for the connection. */
+export interface Framing {
+  readonly mode: BodyMode;
+  /** The connection must end after this response. */
+  readonly close: boolean;
+}
+
+interface FramingHeaders extends Framing {
+  readonly contentLength: number | undefined;
+  readonly connection: "close" | "keep-alive" | undefined;
+}
+
+/**
+ * Go's chunkWriter.writeHeader for a handler that sets no Content-Length or
+ * Transfer-Encoding: `bodyBytes` is the body's size, or undefined when it is
+ * larger than MAX_LENGTH_BODY_BYTES (its end not known yet).
+ */
+function frame(status: number, bodyBytes: number | undefined, o: SerializeOptions): FramingHeaders {
+  const head = o.omitBody === true;
+  const bodyAllowed = status >= 200 && status !== 204 && status !== 304;
+  let mode: BodyMode;
+  let contentLength: number | undefined;
+  if (!bodyAllowed) {
+    mode = "none";
+  } else if (bodyBytes !== undefined) {
+    mode = head ? "none" : "length";
+    // Go cannot tell a HEAD handler's empty body from one it chose not to write.
+    if (!head || bodyBytes > 0) contentLength = bodyBytes;
+  } else if (head) {
+    mode = "none";
+  } else {
+    mode = o.http10 ? "close" : "chunked";
+  }
+  let close = o.close === true || mode === "close";
+  let connection: FramingHeaders["connection"];
+  if (o.keepAlive && !close && (head || contentLength !== undefined || !bodyAllowed)) {
+    connection = "keep-alive";
+  } else if (o.http10) {
+    close = true; // HTTP/1.0 closes unless kept alive; Go says `close` to 1.1 clients only
+  } else if (close) {
+    connection = "close";
+  }
+  return { mode, close, contentLength, connection };
+}
+
 const STATUS_TEXT: Readonly<Record<number, string>> = {
   100: "Continue",
   200: "OK",
+  204: "No Content",
   301: "Moved Permanently",
+  304: "Not Modified",
   307: "Temporary Redirect",
   308: "Permanent Redirect",
   400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",
   413: "Request Entity Too Large",
@@ -527,6 +782,7 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   431: "Request Header Fields Too Large",
   500: "Internal Server Error",
   501: "Not Implemented",
+  502: "Bad Gateway",
   503: "Service Unavailable",
   505: "HTTP Version Not Supported",
 };
@@ -550,7 +806,7 @@ export function canonicalHeaderName(name: string): string {
 }
 
 /** The response's bytes: status line, headers (Latin-1), body (UTF-8). */
-export function serializeResponse(answer: HttpAnswer, options: SerializeOptions): Uint8Array {
+export function serializeResponse(answer: FixedAnswer, options: SerializeOptions): Uint8Array {
   const out = new ResponseBuffer(1024);
   out.append(answer, options);
   return out.bytes.slice();
@@ -560,6 +816,9 @@ export function serializeResponse(answer: HttpAnswer, options: SerializeOptions)
 const HEAD_RESERVE = 1024;
 /** Encoded bodies above this are written from where they are, not copied. */
 const INLINE_BODY_BYTES = 16 * 1024;
+const CRLF = encoder.encode("\r\n");
+const LAST_CHUNK = encoder.encode("0\r\n\r\n");
+const CHUNK_END_AND_LAST = encoder.encode("\r\n0\r\n\r\n");
 
 interface HeaderBlock {
   /** `Name: value\r\n` lines, canonical names, sorted. */
@@ -637,29 +896,31 @@ export class ResponseBuffer {
     this.#partsLength = 0;
   }
 
-  /** Appends bytes as they are (an interim or error response). */
+  /** Appends bytes as they are (an interim or error response, a slice of a body). */
   appendBytes(bytes: Uint8Array): void {
     this.#ensure(bytes.length);
     this.#buffer.set(bytes, this.#length);
     this.#length += bytes.length;
   }
 
-  append(answer: HttpAnswer, options: SerializeOptions): void {
-    if (answer.body instanceof Uint8Array) {
-      this.#appendEncoded(answer, answer.body, options);
-      return;
+  /** Appends text as UTF-8. */
+  appendText(text: string): void {
+    this.#ensure(text.length);
+    let done = encoder.encodeInto(text, this.#buffer.subarray(this.#length));
+    if (done.read < text.length) {
+      this.#ensure(text.length * 3);
+      done = encoder.encodeInto(text, this.#buffer.subarray(this.#length));
     }
-    if (answer.body !== null && typeof answer.body !== "string") {
-      // TEMPORARY until the server streams: the slices, gathered.
-      let text = "";
-      for (let r = answer.body.slices.next(); !r.done; r = answer.body.slices.next()) {
-        text += typeof r.value === "string" ? r.value : new TextDecoder().decode(r.value);
-      }
-      this.append({ ...answer, body: text }, options);
-      return;
+    this.#length += done.written;
+  }
+
+  /** Appends a whole response; returns how it is framed (whether the connection must end). */
+  append(answer: FixedAnswer, options: SerializeOptions): Framing {
+    if (answer.body instanceof Uint8Array) {
+      return this.#appendEncoded(answer, answer.body, options);
     }
     const body = answer.body ?? "";
-    // The body goes in first, after room for the head: its UTF-8 length is the Content-Length.
+    // The body goes in first, after room for the head: its UTF-8 length decides the framing.
     let bodyBytes = 0;
     this.#ensure(HEAD_RESERVE + body.length);
     if (body !== "") {
@@ -671,43 +932,98 @@ export class ResponseBuffer {
       bodyBytes = done.written;
     }
     const bodyAt = this.#length + HEAD_RESERVE;
-    const keptBody = options.omitBody ? 0 : bodyBytes;
     const block = headerBlock(answer.headers);
-    const head = responseHead(answer, block, bodyBytes, options);
+    const framing = frame(
+      answer.status,
+      bodyBytes <= MAX_LENGTH_BODY_BYTES ? bodyBytes : undefined,
+      options,
+    );
+    const keptBody = framing.mode === "none" ? 0 : bodyBytes;
+    const head = responseHead(
+      answer,
+      block,
+      framing,
+      options,
+      framing.mode === "chunked" ? bodyBytes : 0,
+    );
     if (block.ascii && head.length <= HEAD_RESERVE) {
       const headBytes = encoder.encodeInto(head, this.#buffer.subarray(this.#length)).written;
       this.#buffer.copyWithin(this.#length + headBytes, bodyAt, bodyAt + keptBody);
       this.#length += headBytes + keptBody;
-      return;
+    } else {
+      // A long head, or header values that are bytes (a redirect's Location).
+      const bodyCopy = this.#buffer.slice(bodyAt, bodyAt + keptBody);
+      const headBytes = latin1Bytes(head);
+      this.#ensure(headBytes.length + keptBody);
+      this.#buffer.set(headBytes, this.#length);
+      this.#buffer.set(bodyCopy, this.#length + headBytes.length);
+      this.#length += headBytes.length + keptBody;
     }
-    // A long head, or header values that are bytes (a redirect's Location).
-    const bodyCopy = this.#buffer.slice(bodyAt, bodyAt + keptBody);
-    const headBytes = latin1Bytes(head);
-    this.#ensure(headBytes.length + keptBody);
-    this.#buffer.set(headBytes, this.#length);
-    this.#buffer.set(bodyCopy, this.#length + headBytes.length);
-    this.#length += headBytes.length + keptBody;
+    if (framing.mode === "chunked") this.appendBytes(CHUNK_END_AND_LAST);
+    return framing;
   }
 
-  #appendEncoded(answer: HttpAnswer, body: Uint8Array, options: SerializeOptions): void {
+  #appendEncoded(answer: HttpAnswer, body: Uint8Array, options: SerializeOptions): Framing {
     const block = headerBlock(answer.headers);
-    const head = responseHead(answer, block, body.length, options);
+    const framing = frame(
+      answer.status,
+      body.length <= MAX_LENGTH_BODY_BYTES ? body.length : undefined,
+      options,
+    );
+    this.#appendHead(
+      responseHead(answer, block, framing, options, framing.mode === "chunked" ? body.length : 0),
+      block,
+    );
+    if (framing.mode === "none" || body.length === 0) return framing;
+    if (body.length <= INLINE_BODY_BYTES) {
+      this.appendBytes(body);
+    } else {
+      const segment = this.#buffer.subarray(this.#segmentStart, this.#length);
+      if (segment.length > 0) this.#parts.push(segment);
+      this.#parts.push(body);
+      this.#partsLength += segment.length + body.length;
+      this.#segmentStart = this.#length;
+    }
+    if (framing.mode === "chunked") this.appendBytes(CHUNK_END_AND_LAST);
+    return framing;
+  }
+
+  /**
+   * The head of an answer whose body is known to be larger than
+   * MAX_LENGTH_BODY_BYTES, before the rest of it exists: the body follows as
+   * appendChunk()s and one appendEnd().
+   */
+  appendHead(answer: HttpAnswer, options: SerializeOptions): Framing {
+    const block = headerBlock(answer.headers);
+    const framing = frame(answer.status, undefined, options);
+    this.#appendHead(responseHead(answer, block, framing, options, 0), block);
+    return framing;
+  }
+
+  /** A piece of a body framed by appendHead(): a chunk, or the bytes as they are. */
+  appendChunk(data: Uint8Array, mode: BodyMode): void {
+    if (data.length === 0 || mode === "none") return;
+    if (mode === "chunked") {
+      this.appendText(`${data.length.toString(16)}\r\n`);
+      this.appendBytes(data);
+      this.appendBytes(CRLF);
+    } else {
+      this.appendBytes(data);
+    }
+  }
+
+  /** The end of a body framed by appendHead(). */
+  appendEnd(mode: BodyMode): void {
+    if (mode === "chunked") this.appendBytes(LAST_CHUNK);
+  }
+
+  #appendHead(head: string, block: HeaderBlock): void {
     if (block.ascii) {
       this.#ensure(head.length);
       this.#length += encoder.encodeInto(head, this.#buffer.subarray(this.#length)).written;
     } else {
       this.appendBytes(latin1Bytes(head));
     }
-    if (options.omitBody || body.length === 0) return;
-    if (body.length <= INLINE_BODY_BYTES) {
-      this.appendBytes(body);
-      return;
-    }
-    const segment = this.#buffer.subarray(this.#segmentStart, this.#length);
-    if (segment.length > 0) this.#parts.push(segment);
-    this.#parts.push(body);
-    this.#partsLength += segment.length + body.length;
-    this.#segmentStart = this.#length;
   }
 
   /** Makes room for `extra` more bytes after what is there. */
@@ -720,24 +1036,29 @@ export class ResponseBuffer {
   }
 }
 
-/** Status line and headers, Go's order: handler headers, Date, Content-Length, the rest. */
+/**
+ * Status line and headers, Go's order: handler headers, Date, then Content-Length,
+ * Content-Type, Connection, Transfer-Encoding; with the size line of the one
+ * chunk a body of `chunkBytes` is sent in when chunked and complete.
+ */
 function responseHead(
   answer: HttpAnswer,
   block: HeaderBlock,
-  bodyBytes: number,
+  framing: FramingHeaders,
   options: SerializeOptions,
+  chunkBytes: number,
 ): string {
   let head = `HTTP/1.${options.http10 ? 0 : 1} ${answer.status} ${
     STATUS_TEXT[answer.status] ?? `status code ${answer.status}`
-  }\r\n${block.text}Date: ${options.date}\r\nContent-Length: ${bodyBytes}\r\n`;
+  }\r\n${block.text}Date: ${options.date}\r\n`;
+  if (framing.contentLength !== undefined) head += `Content-Length: ${framing.contentLength}\r\n`;
   if (answer.defaultContentType !== undefined) {
     head += `Content-Type: ${answer.defaultContentType}\r\n`;
   }
-  // HTTP/1.0 closes unless kept alive: Go says `close` to 1.1 clients only.
-  if (options.close) {
-    if (!options.http10) head += "Connection: close\r\n";
-  } else if (options.keepAlive) {
-    head += "Connection: keep-alive\r\n";
+  if (framing.connection !== undefined) head += `Connection: ${framing.connection}\r\n`;
+  if (framing.mode === "chunked") {
+    head += "Transfer-Encoding: chunked\r\n\r\n";
+    return chunkBytes > 0 ? `${head}${chunkBytes.toString(16)}\r\n` : head;
   }
   return head + "\r\n";
 }

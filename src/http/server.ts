@@ -1,31 +1,48 @@
-// The HTTP/1.1 server on the public HTTP port, on Deno.listen. Deno.serve
-// (Deno 2.9) has no header, idle or request timeout and no connection limit:
-// a connection that sends nothing, or its headers one byte at a time, is held
-// forever, and once such connections use up the process's descriptors its
-// accept() fails with EMFILE and the process dies. This server enforces:
-// - at most `maxConnections` at once (the oldest idle one makes room, else the
-//   newcomer is closed) and accept() failures back off instead of spinning;
+// The HTTP/1.1 server on the public HTTP port (and an HTTPS one), on
+// Deno.listen / Deno.listenTls. Deno.serve (Deno 2.9) has no header, idle or
+// request timeout and no connection limit, and the reference (Go) gives each
+// connection a goroutine; we have one thread. So this server enforces:
+// - fairness: a connection answers one request at a time, and the next
+//   pipelined one is not even parsed before the answer is handed to the
+//   kernel; work runs in bounded runs between which every other connection
+//   gets its turn (turns.ts); large answers are streamed in slices;
+// - bounded memory: one answer in flight per connection (a streamed one holds
+//   at most `maxPendingBytesPerConnection`), and no new answer or slice is
+//   produced while the answers in flight hold `maxPendingBytes` (clients that
+//   stopped reading are dropped first); a client that asks for more than it
+//   reads is not read from, then dropped after the write timeout;
+// - at most `maxConnections` at once: near the cap, newcomers take the slot of
+//   the connection waiting on its client the longest (idle, or trickling its
+//   request), and one host holds at most `maxPerRemote` (admission.ts);
 // - a request head complete within `headerTimeoutMs` of its first byte (of the
-//   connection's opening for the first request), at most MAX_HEAD_BYTES long;
+//   accept for the first request, TLS handshake included), at most
+//   MAX_HEAD_BYTES; a request line that cannot be valid is refused at once;
 // - a request body complete within `bodyTimeoutMs` of the end of its head, at
-//   most `maxBodyBytes` long (413 without waiting for the rest);
+//   most `maxBodyBytes` (413 without waiting for the rest);
 // - a keep-alive connection idle for at most `idleTimeoutMs`;
-// - a response write blocked for at most `writeTimeoutMs` on a client that
-//   does not read (nothing more is read from it meanwhile).
-// Every route answers synchronously, so the requests of one read are answered
-// in one write, in order.
+// - a response write making no progress for at most `writeTimeoutMs`;
+// - shutdown within its grace, abandoning answers being streamed.
 
 import { acceptLoop, closeQuietly } from "../gocompat/accept_loop.ts";
 import { formatNetAddr } from "../gocompat/address.ts";
 import type { ApiRequest } from "./api.ts";
+import { admit, defaultMaxPerRemote, defaultSoftLimit, type Occupant } from "./admission.ts";
 import {
+  type BodyMode,
+  type FixedAnswer,
   type HttpAnswer,
   httpDate,
   type HttpRequestHead,
+  isStreamed,
+  MAX_LENGTH_BODY_BYTES,
+  type ParseEvent,
   RequestParser,
   ResponseBuffer,
+  type SerializeOptions,
+  type StreamedBody,
 } from "../gocompat/http1.ts";
 import type { Logger } from "../ops/logger.ts";
+import { Turns } from "./turns.ts";
 
 export const HTTP_MAX_CONNECTIONS = 1024;
 export const HTTP_HEADER_TIMEOUT_MS = 10_000;
@@ -33,6 +50,26 @@ export const HTTP_BODY_TIMEOUT_MS = 60_000;
 /** Longer than Go's http.Transport IdleConnTimeout (90 s): clients close first. */
 export const HTTP_IDLE_TIMEOUT_MS = 120_000;
 export const HTTP_WRITE_TIMEOUT_MS = 10_000;
+/**
+ * A streamed answer holds at most this much (plus one slice) per connection;
+ * it goes out in chunks of about this size. An answer built whole by the API
+ * is written as it is.
+ */
+export const HTTP_MAX_PENDING_BYTES_PER_CONNECTION = 64 * 1024;
+/**
+ * Answers in flight across all connections: above this, no connection starts
+ * an answer or pulls a slice until some are written (an answer built whole
+ * may overshoot it once).
+ */
+export const HTTP_MAX_PENDING_BYTES = 64 * 1024 * 1024;
+/**
+ * Connections waiting on their client for less than this are not evicted: a
+ * newcomer gets the time to send its request (the order of eviction, longest
+ * waiting first, protects it after that).
+ */
+export const HTTP_EVICT_MIN_WAIT_MS = 100;
+/** Under memory pressure, a write that made no progress for this long is dropped. */
+export const HTTP_STALLED_WRITE_MS = 500;
 /** After the last response of a closing connection, how long unread input is drained. */
 const LINGER_MS = 500;
 const READ_BUFFER_BYTES = 16 * 1024;
@@ -42,43 +79,98 @@ const POOLED_BUFFER_BYTES = 64 * 1024;
 const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
 const encoder = new TextEncoder();
 
+/** Events of the server's work, for metrics and tests; each callback is optional. */
+export interface HttpServerObserver {
+  /** A response write began; writeEnded follows when it is done or abandoned. */
+  writeStarted?(remote: string): void;
+  writeEnded?(remote: string): void;
+  /** A connection closed to make room (`reason`: connection limit, per-remote share, memory). */
+  evicted?(remote: string, reason: string): void;
+  /** A newcomer closed at once (`reason`: connection limit, per-remote share). */
+  refused?(remote: string, reason: string): void;
+  /** Work paused so that other connections could have their turn. */
+  yielded?(): void;
+}
+
 export interface HttpServerOptions {
-  listener: Deno.TcpListener;
+  /** A TCP listener, or a TLS one (HTTPS): the same API, limits and timeouts. */
+  listener: Deno.TcpListener | Deno.TlsListener;
   api: { answer(request: ApiRequest): HttpAnswer | Promise<HttpAnswer> };
   logger: Logger;
   maxBodyBytes: number;
   maxConnections?: number;
+  /** The most connections one remote host may hold; default defaultMaxPerRemote(cap). */
+  maxPerRemote?: number;
   headerTimeoutMs?: number;
   bodyTimeoutMs?: number;
   idleTimeoutMs?: number;
   writeTimeoutMs?: number;
+  maxPendingBytesPerConnection?: number;
+  maxPendingBytes?: number;
+  evictMinWaitMs?: number;
+  /** Work in one go before other connections get a turn; 0 yields between any two pieces. */
+  turnBudgetMs?: number;
+  observer?: HttpServerObserver;
   /** Monotonic milliseconds; injectable so tests drive the deadlines. */
   clock?: () => number;
   /** Period of the deadline sweeper; 0 disables the timer (tests call sweep()). */
   sweepIntervalMs?: number;
 }
 
+/** What a connection is doing. */
+type State =
+  /** Waiting on its client: for a request, or the rest of one. */
+  | "reading"
+  /** Producing an answer (the API, an asynchronous answer, memory budget, its turn). */
+  | "answering"
+  /** Handing an answer to the kernel. */
+  | "writing";
+
 interface Connection {
-  readonly conn: Deno.TcpConn;
+  readonly conn: Deno.Conn;
   readonly remote: string;
+  readonly remoteAddr: Deno.NetAddr;
+  /** The remote host, for the per-remote share. */
+  readonly host: string;
+  /** Accepted by a TLS listener. */
+  readonly tls: boolean;
   readonly acceptedAt: number;
   readonly parser: RequestParser;
-  /** Clock time by which the current phase must end. */
+  state: State;
+  /** Clock time by which the current read phase must end. */
   deadline: number;
-  /** Clock time a write to the client started, while it is pending. */
-  writingSince: number | undefined;
-  /** Set when the connection is to end; closes it at once unless a response is being written. */
+  /** Since when the connection waits on its client without being served (eviction order). */
+  waitingSince: number;
+  /** Clock time a write to the client last made progress, while one is pending. */
+  writeProgressAt: number;
+  /** Bytes of answers this connection holds (staged or being written). */
+  held: number;
+  /** Set when the connection is to end; closes it at once unless it is being served. */
   closeReason: string | undefined;
   closed: boolean;
+  /** Settles when the connection is closed (so that waits on anything else end). */
+  readonly closing: Promise<typeof CLOSED>;
+  close(): void;
   /** Settles when the connection has ended and released its descriptor. */
   task: Promise<void>;
 }
+
+const CLOSED = Symbol("closed");
 
 export class HttpServer {
   readonly #options: HttpServerOptions;
   readonly #clock: () => number;
   readonly #connections = new Set<Connection>();
+  readonly #perHost = new Map<string, number>();
   readonly #buffers: ResponseBuffer[] = [];
+  readonly #turns: Turns;
+  readonly #maxConnections: number;
+  readonly #maxPerRemote: number;
+  readonly #maxHeld: number;
+  readonly #maxHeldPerConnection: number;
+  #held = 0;
+  /** Connections waiting for answers in flight to drop below maxPendingBytes. */
+  #budgetWaiters: (() => void)[] = [];
   #acceptLoop: Promise<void> | undefined;
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #accepting = true;
@@ -91,27 +183,34 @@ export class HttpServer {
     this.#options = options;
     this.#clock = options.clock ?? (() => performance.now());
     this.addr = options.listener.addr;
+    this.#maxConnections = options.maxConnections ?? HTTP_MAX_CONNECTIONS;
+    this.#maxPerRemote = options.maxPerRemote ?? defaultMaxPerRemote(this.#maxConnections);
+    this.#maxHeld = options.maxPendingBytes ?? HTTP_MAX_PENDING_BYTES;
+    this.#maxHeldPerConnection = options.maxPendingBytesPerConnection ??
+      HTTP_MAX_PENDING_BYTES_PER_CONNECTION;
+    this.#turns = new Turns({
+      budgetMs: options.turnBudgetMs,
+      onYield: options.observer?.yielded,
+    });
   }
 
   get connectionCount(): number {
     return this.#connections.size;
   }
 
-  /** Connections with a response write blocked right now (for tests and diagnostics). */
-  get blockedWriteCount(): number {
-    let count = 0;
-    for (const c of this.#connections) if (c.writingSince !== undefined) count++;
-    return count;
-  }
-
-  /** Newcomers closed at once because `maxConnections` were busy. */
+  /** Newcomers closed at once (connection limit or per-remote share). */
   get refusedCount(): number {
     return this.#refused;
   }
 
-  /** Idle connections closed to make room for a newcomer. */
+  /** Connections closed to make room for a newcomer or to free memory. */
   get evictedCount(): number {
     return this.#evicted;
+  }
+
+  /** Bytes of answers in flight across all connections. */
+  get pendingBytes(): number {
+    return this.#held;
   }
 
   start(): void {
@@ -128,24 +227,26 @@ export class HttpServer {
     }
   }
 
-  /** Closes connections past their deadline or blocked on a write for too long. */
+  /** Closes connections past their deadline or whose write made no progress for too long. */
   sweep(now: number = this.#clock()): void {
     const writeTimeout = this.#options.writeTimeoutMs ?? HTTP_WRITE_TIMEOUT_MS;
     for (const c of this.#connections) {
       if (c.closed) continue;
-      if (c.writingSince !== undefined) {
-        if (now - c.writingSince > writeTimeout) {
+      if (c.state === "writing") {
+        if (now - c.writeProgressAt > writeTimeout) {
           this.#drop(c, `response unread for ${writeTimeout}ms`);
         }
-      } else if (c.closeReason === undefined && now > c.deadline) {
+      } else if (c.state === "reading" && now > c.deadline) {
         this.#drop(c, this.#deadlineReason(c));
       }
     }
   }
 
   /**
-   * Stops accepting; idle connections close now, the others after the
-   * response in progress (at most `graceMs`, then they are closed too).
+   * Stops accepting; connections waiting on their client close now, the
+   * others after the answer in progress, or when `graceMs` is over: then
+   * everything still open is closed and answers being produced or streamed
+   * are abandoned.
    */
   async close(graceMs = 0): Promise<void> {
     this.#accepting = false;
@@ -169,8 +270,9 @@ export class HttpServer {
         this.#options.logger.warn(`HTTP: in-flight requests still running after ${graceMs}ms`);
       }
     }
-    for (const c of this.#connections) this.#forceClose(c);
+    for (const c of this.#connections) c.close();
     await busy;
+    await this.#turns.settled();
   }
 
   #deadlineReason(c: Connection): string {
@@ -182,51 +284,71 @@ export class HttpServer {
 
   #accept(): Promise<void> {
     const { listener, logger } = this.#options;
-    const max = this.#options.maxConnections ?? HTTP_MAX_CONNECTIONS;
     return acceptLoop({
-      listener,
+      // accept_loop.ts is typed for TCP listeners; a TLS listener accepts the same way.
+      listener: listener as Deno.Listener as Deno.TcpListener,
       label: "HTTP",
       logger,
       accepting: () => this.#accepting,
-      take: async (conn) => {
-        if (this.#connections.size >= max) {
-          // Wait until the evicted connection has let go of its descriptor:
-          // newcomers faster than closes must not pile up.
-          const evicted = this.#evictIdle();
-          if (evicted === undefined) {
-            if (this.#refused++ % 1000 === 0) {
-              logger.warn(
-                `HTTP: ${this.#connections.size} connections busy (the limit): closing new client ${
-                  formatNetAddr(conn.remoteAddr)
-                } (${this.#refused} so far)`,
-              );
-            }
-            closeQuietly(conn);
-            return;
+      take: async (conn: Deno.Conn) => {
+        const remoteAddr = conn.remoteAddr as Deno.NetAddr;
+        const host = remoteHost(remoteAddr);
+        const decision = admit(
+          { remote: host, fromRemote: this.#perHost.get(host) ?? 0 },
+          this.#connections.size,
+          this.#occupants(),
+          {
+            maxConnections: this.#maxConnections,
+            softLimit: defaultSoftLimit(this.#maxConnections),
+            maxPerRemote: this.#maxPerRemote,
+            minWaitMs: this.#options.evictMinWaitMs ?? HTTP_EVICT_MIN_WAIT_MS,
+          },
+          this.#clock(),
+        );
+        if (decision.kind === "refuse") {
+          this.#options.observer?.refused?.(formatNetAddr(remoteAddr), decision.reason);
+          if (this.#refused++ % 1000 === 0) {
+            logger.warn(
+              `HTTP: closing new client ${
+                formatNetAddr(remoteAddr)
+              } - ${decision.reason} (${this.#connections.size} connections, ${
+                this.#perHost.get(host) ?? 0
+              } from ${host}; ${this.#refused} so far)`,
+            );
           }
-          await evicted;
+          closeQuietly(conn);
+          return;
         }
-        if (this.#accepting) this.#open(conn);
+        if (decision.kind === "evict") {
+          const victim = decision.victim;
+          this.#evict(victim, decision.reason);
+          // Wait until the evicted connection has let go of its descriptor:
+          // newcomers faster than closes must not pile up past the cap.
+          if (decision.wait) await victim.task;
+        }
+        if (this.#accepting) this.#open(conn, remoteAddr, host);
         else closeQuietly(conn);
       },
     });
   }
 
-  /**
-   * Closes the connection idle (between requests, nothing being written) the
-   * longest; returns when it has ended, or undefined if none is idle.
-   */
-  #evictIdle(): Promise<void> | undefined {
-    let oldest: Connection | undefined;
+  *#occupants(): Generator<Occupant<Connection>> {
     for (const c of this.#connections) {
-      if (c.closeReason !== undefined || c.writingSince !== undefined) continue;
-      if (c.parser.phase !== "between") continue;
-      if (oldest === undefined || c.deadline < oldest.deadline) oldest = c;
+      yield {
+        id: c,
+        remote: c.host,
+        waiting: c.state === "reading" && c.closeReason === undefined,
+        waitingSince: c.waitingSince,
+      };
     }
-    if (oldest === undefined) return undefined;
+  }
+
+  #evict(c: Connection, reason: string): void {
     this.#evicted++;
-    this.#end(oldest, "evicted");
-    return oldest.task;
+    this.#options.observer?.evicted?.(c.remote, reason);
+    this.#options.logger.debug(`HTTP: closing connection from ${c.remote} - evicted (${reason})`);
+    this.#end(c, `evicted (${reason})`);
+    c.close();
   }
 
   #drop(c: Connection, reason: string): void {
@@ -234,20 +356,14 @@ export class HttpServer {
       remote_addr: c.remote,
       reason,
     });
-    if (c.writingSince !== undefined) this.#forceClose(c);
     this.#end(c, reason);
+    c.close();
   }
 
-  /** Ends the connection now, or after the response being written. */
+  /** Ends the connection now if it waits on its client, else after the answer in progress. */
   #end(c: Connection, reason: string): void {
     c.closeReason ??= reason;
-    if (c.writingSince === undefined) this.#forceClose(c);
-  }
-
-  #forceClose(c: Connection): void {
-    if (c.closed) return;
-    c.closed = true;
-    closeQuietly(c.conn);
+    if (c.state === "reading") c.close();
   }
 
   #error(what: string, error: unknown): void {
@@ -258,139 +374,345 @@ export class HttpServer {
     this.#options.logger.error(`HTTP: ${what} - ${String(error)}`);
   }
 
-  #open(conn: Deno.TcpConn): void {
+  #open(conn: Deno.Conn, remoteAddr: Deno.NetAddr, host: string): void {
     const now = this.#clock();
+    let signal!: (value: typeof CLOSED) => void;
+    const closing = new Promise<typeof CLOSED>((resolve) => signal = resolve);
     const c: Connection = {
       conn,
-      remote: formatNetAddr(conn.remoteAddr),
+      remote: formatNetAddr(remoteAddr),
+      remoteAddr,
+      host,
+      tls: typeof (conn as Partial<Deno.TlsConn>).handshake === "function",
       acceptedAt: now,
       parser: new RequestParser({ maxBodyBytes: this.#options.maxBodyBytes }),
+      state: "reading",
       deadline: now + (this.#options.headerTimeoutMs ?? HTTP_HEADER_TIMEOUT_MS),
-      writingSince: undefined,
+      waitingSince: now,
+      writeProgressAt: now,
+      held: 0,
       closeReason: undefined,
       closed: false,
+      closing,
+      close: () => {
+        if (c.closed) return;
+        c.closed = true;
+        closeQuietly(conn);
+        signal(CLOSED);
+      },
       task: Promise.resolve(),
     };
     this.#connections.add(c);
+    this.#perHost.set(host, (this.#perHost.get(host) ?? 0) + 1);
     c.task = this.#serve(c);
   }
 
   async #serve(c: Connection): Promise<void> {
     try {
-      try {
-        c.conn.setNoDelay(true);
-      } catch {
-        // the client may be gone already; the first read finds out
+      if ("setNoDelay" in c.conn && typeof c.conn.setNoDelay === "function") {
+        try {
+          c.conn.setNoDelay(true);
+        } catch {
+          // the client may be gone already; the first read finds out
+        }
       }
       const buffer = new Uint8Array(READ_BUFFER_BYTES);
-      // The next read is waited for while the last responses are being written
-      // (one event-loop turn less per request); a new write waits for the last.
-      let writing: Promise<boolean> | undefined;
+      let input = buffer.subarray(0, 0);
       while (c.closeReason === undefined) {
-        const n = await readQuietly(c.conn, buffer);
-        if (n === null) {
-          await writing;
-          return;
-        }
         const { parser } = c;
         const phase = parser.phase;
         const started = parser.requestsStarted;
-        const out = this.#answer(c, buffer.subarray(0, n));
+        let event: ParseEvent | undefined;
+        if (input.length > 0) {
+          const step = parser.next(input);
+          input = input.subarray(step.used);
+          event = step.event;
+        }
         if (parser.phase !== phase || parser.requestsStarted !== started) {
           this.#setDeadline(c, parser.requestsStarted === 1 && parser.phase === "head");
         }
-        if (out !== undefined) {
-          if (writing !== undefined && !(await writing)) {
-            this.#release(out);
-            return;
-          }
-          writing = this.#write(c, out);
+        if (event === undefined) {
+          if (parser.phase === "closed") return;
+          // A TLS handshake happens in the first read: it counts against the head timeout.
+          const n = await readQuietly(c.conn, buffer);
+          if (n === null) return;
+          input = buffer.subarray(0, n);
+          continue;
         }
-        if (parser.phase === "closed") {
-          if (writing !== undefined && !(await writing)) return;
-          await this.#linger(c);
+        c.state = "answering";
+        const open = await this.#handle(c, event);
+        c.state = "reading";
+        c.waitingSince = this.#clock();
+        if (parser.phase === "between") {
+          c.deadline = c.waitingSince + (this.#options.idleTimeoutMs ?? HTTP_IDLE_TIMEOUT_MS);
+        }
+        if (!open || c.closed) {
+          if (!c.closed) await this.#linger(c);
           return;
         }
+        // The next pipelined request only after everyone else had a turn.
+        const turn = this.#turns.pass();
+        if (turn !== undefined && (await Promise.race([turn, c.closing])) === CLOSED) return;
       }
-      await writing;
     } catch (error) {
-      // A bug here closes this connection only.
+      // A bug, or a failing answer: this connection closes, the others go on (as Go's server).
       this.#error("connection failed", error);
     } finally {
-      this.#forceClose(c);
+      c.close();
+      this.#release(c, c.held);
       this.#connections.delete(c);
+      const left = (this.#perHost.get(c.host) ?? 1) - 1;
+      if (left === 0) this.#perHost.delete(c.host);
+      else this.#perHost.set(c.host, left);
     }
   }
 
-  /** Feeds the bytes to the parser; the responses they complete, in one buffer. */
-  #answer(c: Connection, bytes: Uint8Array): ResponseBuffer | undefined {
-    const events = c.parser.feed(bytes);
-    if (events.length === 0) return undefined;
-    const out = this.#buffers.pop() ?? new ResponseBuffer();
-    for (const event of events) {
-      if (event.kind === "continue") {
-        out.appendBytes(CONTINUE);
-      } else if (event.kind === "error") {
+  /** Answers one parse event; false when the connection is to end after it. */
+  async #handle(c: Connection, event: ParseEvent): Promise<boolean> {
+    switch (event.kind) {
+      case "continue":
+        return await this.#writeBytes(c, CONTINUE) && c.closeReason === undefined;
+      case "error":
         this.#options.logger.debug(`HTTP: bad request from ${c.remote} - ${event.reason}`);
-        out.appendBytes(encoder.encode(event.response));
-      } else if (event.kind === "reject") {
+        await this.#writeBytes(c, encoder.encode(event.response));
+        return false;
+      case "reject":
         this.#options.logger.debug(`HTTP: request refused from ${c.remote} - ${event.reason}`);
-        out.append(event.answer, { date: httpDate() });
-      } else {
-        this.#respond(c, event.head, event.bodyTooLarge, out);
-      }
+        await this.#writeAnswer(c, event.answer, { date: httpDate() });
+        return false;
+      case "request":
+        return await this.#respond(c, event.head, event.bodyTooLarge);
     }
-    return out;
   }
 
-  /** Back to the pool once written; a buffer grown for a large body is let go. */
-  #release(buffer: ResponseBuffer): void {
-    if (buffer.capacity > POOLED_BUFFER_BYTES || this.#buffers.length >= POOLED_BUFFERS) return;
-    buffer.reset();
-    this.#buffers.push(buffer);
-  }
-
-  #respond(
-    c: Connection,
-    head: HttpRequestHead,
-    bodyTooLarge: boolean,
-    out: ResponseBuffer,
-  ): void {
-    const answer = this.#options.api.answer({
+  async #respond(c: Connection, head: HttpRequestHead, bodyTooLarge: boolean): Promise<boolean> {
+    if (this.#held > this.#maxHeld && !(await this.#budget(c))) return false;
+    const request: ApiRequest = {
       method: head.method,
       target: head.target,
       accept: head.accept,
+      authorization: head.authorization,
       remote: c.remote,
+      remoteAddr: c.remoteAddr,
+      tls: c.tls,
       bodyTooLarge,
-    });
-    // TEMPORARY until the server awaits answers: no route is asynchronous yet.
-    if (answer instanceof Promise) throw new Error("asynchronous answers are not served yet");
+    };
+    let answer = this.#options.api.answer(request);
+    if (answer instanceof Promise) {
+      // An answer that waits on something outside (an auth server): the
+      // connection waits, the others go on; a shutdown does not wait for it.
+      answer.catch(() => {}); // abandoned on close, its failure is no one's
+      const settled = await Promise.race([answer, c.closing]);
+      if (settled === CLOSED) return false;
+      answer = settled;
+    }
     const close = !head.keepAlive || bodyTooLarge || c.closeReason !== undefined;
-    out.append(answer, {
+    const options: SerializeOptions = {
       date: httpDate(),
       omitBody: head.method === "HEAD",
       close,
       keepAlive: !close && head.version === "HTTP/1.0",
       http10: head.version === "HTTP/1.0",
-    });
+    };
+    const { body } = answer;
+    if (isStreamed(body)) return await this.#stream(c, answer, body, options);
+    return await this.#writeAnswer(c, answer as FixedAnswer, options);
   }
 
-  /** Writes the responses and gives their buffer back; false when the connection is to end. */
+  /** Serializes an answer whose body is all there and writes it; false when the connection ends. */
+  async #writeAnswer(
+    c: Connection,
+    answer: FixedAnswer,
+    options: SerializeOptions,
+  ): Promise<boolean> {
+    const out = this.#buffers.pop() ?? new ResponseBuffer();
+    try {
+      const framing = out.append(answer, options);
+      const written = await this.#write(c, out);
+      return written && !framing.close && c.closeReason === undefined;
+    } finally {
+      this.#recycle(out);
+    }
+  }
+
+  /**
+   * Streams a body: pulls slices (each a bounded piece of work, with a turn
+   * check between), writes them in chunks of up to the per-connection bound,
+   * each write awaited before the next slice is pulled. The first
+   * MAX_LENGTH_BODY_BYTES + 1 bytes decide the framing, as in Go.
+   */
+  async #stream(
+    c: Connection,
+    answer: HttpAnswer,
+    body: StreamedBody,
+    options: SerializeOptions,
+  ): Promise<boolean> {
+    const slices = body.slices;
+    let done = false;
+    const stage = new ResponseBuffer(4096);
+    /** Bytes in the stage, counted as held by the connection. */
+    let staged = 0;
+    const unstage = (): void => {
+      this.#release(c, staged);
+      staged = 0;
+      stage.reset();
+    };
+    const out = new ResponseBuffer(1024);
+    let mode: BodyMode | undefined;
+    let close = false;
+    try {
+      while (!done) {
+        // Fill the stage up to its bound (before the framing is known, just past 2048 bytes).
+        const bound = mode === undefined ? MAX_LENGTH_BODY_BYTES + 1 : this.#maxHeldPerConnection;
+        if (staged === 0 && this.#held > this.#maxHeld && !(await this.#budget(c))) return false;
+        while (staged < bound) {
+          const next = slices.next();
+          if (next.done) {
+            done = true;
+            break;
+          }
+          if (typeof next.value === "string") stage.appendText(next.value);
+          else stage.appendBytes(next.value);
+          this.#hold(c, stage.length - staged);
+          staged = stage.length;
+          const turn = this.#turns.pass();
+          if (turn !== undefined && (await Promise.race([turn, c.closing])) === CLOSED) {
+            return false;
+          }
+        }
+        if (mode === undefined) {
+          if (done) {
+            // Small after all (or complete): framed like a body that was all there.
+            const whole = stage.bytes.slice();
+            unstage();
+            return await this.#writeAnswer(c, { ...answer, body: whole }, options);
+          }
+          const framing = out.appendHead(answer, options);
+          mode = framing.mode;
+          close = framing.close;
+          if (mode === "none") {
+            unstage();
+            return await this.#write(c, out) && !close && c.closeReason === undefined;
+          }
+        }
+        out.appendChunk(stage.bytes, mode);
+        if (done) out.appendEnd(mode);
+        unstage(); // its copy in `out` is held while written
+        const written = await this.#write(c, out);
+        out.reset();
+        if (!written || c.closed) return false;
+      }
+      return !close && c.closeReason === undefined;
+    } finally {
+      this.#release(c, staged);
+      if (!done) {
+        try {
+          slices.return?.();
+        } catch (error) {
+          this.#error("abandoning a streamed answer failed", error);
+        }
+      }
+    }
+  }
+
+  async #writeBytes(c: Connection, bytes: Uint8Array): Promise<boolean> {
+    const out = this.#buffers.pop() ?? new ResponseBuffer();
+    try {
+      out.appendBytes(bytes);
+      return await this.#write(c, out);
+    } finally {
+      this.#recycle(out);
+    }
+  }
+
+  /**
+   * Hands the buffer's bytes to the kernel (counted as held meanwhile);
+   * false when the connection is gone or was dropped.
+   */
   async #write(c: Connection, out: ResponseBuffer): Promise<boolean> {
-    c.writingSince = this.#clock();
-    let written = true;
-    for (const part of out.parts()) if (written) written = await writeAll(c.conn, part);
-    c.writingSince = undefined;
-    this.#release(out);
-    if (!written || c.closeReason !== undefined) {
-      // Ended while writing (#end waited for it): the pending read ends now.
-      this.#forceClose(c);
-      return false;
+    const size = out.length;
+    this.#hold(c, size);
+    c.state = "writing";
+    c.writeProgressAt = this.#clock();
+    const observer = this.#options.observer;
+    observer?.writeStarted?.(c.remote);
+    try {
+      for (const part of out.parts()) {
+        let rest = part;
+        while (rest.length > 0) {
+          const n = await writeQuietly(c.conn, rest);
+          if (n === null) return false;
+          rest = rest.subarray(n);
+          c.writeProgressAt = this.#clock();
+          if (rest.length > 0) {
+            // A large answer to a fast reader: other connections go on in between.
+            const turn = this.#turns.pass();
+            if (turn !== undefined && (await Promise.race([turn, c.closing])) === CLOSED) {
+              return false;
+            }
+          }
+        }
+      }
+      return !c.closed;
+    } finally {
+      c.state = "answering";
+      observer?.writeEnded?.(c.remote);
+      this.#release(c, size);
     }
-    if (c.parser.phase === "between") {
-      c.deadline = this.#clock() + (this.#options.idleTimeoutMs ?? HTTP_IDLE_TIMEOUT_MS);
+  }
+
+  /**
+   * Waits until the answers in flight hold less than maxPendingBytes, first
+   * dropping clients that stopped reading; false when the connection closed
+   * meanwhile.
+   */
+  async #budget(c: Connection): Promise<boolean> {
+    while (this.#held > this.#maxHeld) {
+      this.#relieve();
+      if (this.#held <= this.#maxHeld) break;
+      const wake = new Promise<void>((resolve) => this.#budgetWaiters.push(resolve));
+      if ((await Promise.race([wake, c.closing])) === CLOSED) return false;
     }
-    return true;
+    return !c.closed;
+  }
+
+  /** Drops the connections whose writes stalled longest while memory is short. */
+  #relieve(): void {
+    const now = this.#clock();
+    const stalled = [...this.#connections]
+      .filter((c) =>
+        c.state === "writing" && !c.closed && now - c.writeProgressAt >= HTTP_STALLED_WRITE_MS
+      )
+      .sort((a, b) => a.writeProgressAt - b.writeProgressAt);
+    let freed = 0;
+    for (const c of stalled) {
+      if (this.#held - freed <= this.#maxHeld) break;
+      freed += c.held;
+      this.#evict(c, "memory");
+    }
+  }
+
+  #hold(c: Connection, bytes: number): void {
+    c.held += bytes;
+    this.#held += bytes;
+  }
+
+  #release(c: Connection, bytes: number): void {
+    if (bytes === 0) return;
+    c.held -= bytes;
+    this.#held -= bytes;
+    if (this.#held <= this.#maxHeld && this.#budgetWaiters.length > 0) {
+      const waiters = this.#budgetWaiters;
+      this.#budgetWaiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
+
+  /** Back to the pool once written; a buffer grown for a large body is let go. */
+  #recycle(buffer: ResponseBuffer): void {
+    if (buffer.capacity > POOLED_BUFFER_BYTES || this.#buffers.length >= POOLED_BUFFERS) return;
+    buffer.reset();
+    this.#buffers.push(buffer);
   }
 
   /**
@@ -406,7 +728,7 @@ export class HttpServer {
     } catch {
       return;
     }
-    const timer = setTimeout(() => this.#forceClose(c), LINGER_MS);
+    const timer = setTimeout(() => c.close(), LINGER_MS);
     try {
       const sink = new Uint8Array(READ_BUFFER_BYTES);
       while ((await readQuietly(c.conn, sink)) !== null);
@@ -432,20 +754,25 @@ export class HttpServer {
   }
 }
 
+/** The host part of an address, IPv4-mapped IPv6 folded to IPv4. */
+function remoteHost(addr: Deno.NetAddr): string {
+  const host = addr.hostname.toLowerCase();
+  return host.startsWith("::ffff:") && host.includes(".") ? host.slice(7) : host;
+}
+
 async function readQuietly(conn: Deno.Conn, buffer: Uint8Array): Promise<number | null> {
   try {
     return await conn.read(buffer);
   } catch {
-    return null; // reset, or closed by us
+    return null; // reset, closed by us, or a failed TLS handshake
   }
 }
 
-/** Writes every byte; false when the peer is gone. */
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<boolean> {
+/** One write; null when the peer is gone. */
+async function writeQuietly(conn: Deno.Conn, bytes: Uint8Array): Promise<number | null> {
   try {
-    while (bytes.length > 0) bytes = bytes.subarray(await conn.write(bytes));
-    return true;
+    return await conn.write(bytes);
   } catch {
-    return false;
+    return null;
   }
 }
