@@ -55,6 +55,12 @@ export const COMMANDS_PER_TURN = 128;
 export const PENDING_REPLY_BYTES_PER_CONNECTION = COMMANDS_PER_TURN * 6 + MAX_LINE_LENGTH + 64;
 /** Default bound on reply bytes held for all blocked writes together. */
 export const MAX_PENDING_REPLY_BYTES = 16 * 1024 * 1024;
+/**
+ * Evicted connections whose descriptor is not released yet (Deno frees it once
+ * the pending read is cancelled, on the next event-loop turn); while this many
+ * are pending, newcomers are refused instead, so descriptors stay within the cap.
+ */
+export const MAX_EVICTIONS_IN_FLIGHT = 32;
 /** At most this many connections are closed per sweep; the rest wait for the next one. */
 export const MAX_DROPS_PER_SWEEP = 1024;
 /** Per sweep, drops beyond this many are logged as one summary line. */
@@ -139,6 +145,8 @@ interface Connection extends Tracked {
   closeReason: string | undefined;
   /** Closed by the sweeper for silence: its producers are removed as idle, not disconnected. */
   idle: boolean;
+  /** Closed to make room; counted in #evicting until its handler ends. */
+  evicted: boolean;
 }
 
 function defaultSweepInterval(idleTimeoutMs: number): number {
@@ -187,6 +195,7 @@ export class TcpServer {
   };
   #pendingReplyBytes = 0;
   #bytesRead = 0;
+  #evicting = 0;
   #acceptLoop: Promise<void> | undefined;
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #closing = false;
@@ -320,6 +329,8 @@ export class TcpServer {
       accept: this.#options.accept,
       sleep: this.#options.sleep,
       take: (conn) => this.#take(conn),
+      // Accepting is a turn too: a connection storm cannot hold the event loop.
+      pace: () => this.#turns.run(ignore).catch(ignore),
     });
   }
 
@@ -337,7 +348,10 @@ export class TcpServer {
       return;
     }
     const host = hostKey(remoteAddr.hostname);
-    const decision = this.#table.admit(host, this.#limits);
+    let decision = this.#table.admit(host, this.#limits);
+    if (decision.kind === "evict" && this.#evicting >= MAX_EVICTIONS_IN_FLIGHT) {
+      decision = { kind: "refuse", reason: decision.reason };
+    }
     if (decision.kind === "refuse") {
       closeQuietly(conn);
       this.#count(decision.reason, () => this.#refusalText(decision.reason, remoteAddr, host));
@@ -346,6 +360,8 @@ export class TcpServer {
     if (decision.kind === "evict") {
       const { victim, reason } = decision;
       victim.closeReason = `evicted to admit a new client (${reason})`;
+      victim.evicted = true;
+      this.#evicting++;
       this.#table.remove(victim);
       closeQuietly(victim.conn);
       this.#count(
@@ -447,6 +463,7 @@ export class TcpServer {
       writingBytes: 0,
       closeReason: undefined,
       idle: false,
+      evicted: false,
     };
     this.#table.add(connection);
     // Small at first: thousands of mostly idle producers should not each pin 16 KiB.
@@ -500,6 +517,8 @@ export class TcpServer {
     } finally {
       this.#table.remove(connection);
       closeQuietly(conn);
+      // The pending read has ended, so the descriptor is released.
+      if (connection.evicted) this.#evicting--;
       await this.#cleanUp(connection);
     }
   }
