@@ -59,6 +59,7 @@ export interface LoggerOptions {
  * Unicode line and paragraph separators, and the bidirectional controls that
  * make a terminal show text in another order than it was written.
  */
+// deno-lint-ignore no-control-regex
 const UNSAFE = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 const UNSAFE_ALL = new RegExp(UNSAFE.source, "g");
 const NAMED_ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };

@@ -11,6 +11,8 @@
 /** How far a connection got: nothing, the protocol magic, or IDENTIFY. */
 export type Standing = "silent" | "started" | "identified";
 
+const RANK: Record<Standing, number> = { silent: 0, started: 1, identified: 2 };
+
 export interface Tracked {
   /** The admission key of the remote: an IPv4 address or an IPv6 /64. */
   readonly host: string;
@@ -123,7 +125,8 @@ export class ConnectionTable<T extends Tracked> {
 
   /** It got further (magic, then IDENTIFY); a standing never goes back. */
   promote(entry: T, standing: Standing): void {
-    if (standing === entry.standing || !this.#byStanding[entry.standing].delete(entry)) return;
+    if (RANK[standing] <= RANK[entry.standing]) return;
+    if (!this.#byStanding[entry.standing].delete(entry)) return;
     entry.standing = standing;
     this.#byStanding[standing].set(entry, true);
   }

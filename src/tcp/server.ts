@@ -53,7 +53,10 @@ export const COMMANDS_PER_TURN = 128;
  * IDENTIFY reply, after which the connection closes or its turn ends.
  */
 export const PENDING_REPLY_BYTES_PER_CONNECTION = COMMANDS_PER_TURN * 6 + MAX_LINE_LENGTH + 64;
-/** Default bound on reply bytes held for all blocked writes together. */
+/**
+ * Default bound on reply bytes held by all writes in progress together; a write
+ * that would pass it closes the connection whose write has been blocked the longest.
+ */
 export const MAX_PENDING_REPLY_BYTES = 16 * 1024 * 1024;
 /**
  * Evicted connections whose descriptor is not released yet (Deno frees it once
@@ -338,9 +341,9 @@ export class TcpServer {
     const remoteAddr = conn.remoteAddr;
     const refusal = this.#options.admit?.(remoteAddr);
     if (refusal !== undefined) {
-      // Eager: a fresh socket's send buffer takes the frame at once; never wait on the peer.
-      conn.write(refusal.frame).catch(ignore);
-      closeQuietly(conn);
+      const refusing = refuse(conn, refusal.frame);
+      this.#handlers.add(refusing);
+      refusing.finally(() => this.#handlers.delete(refusing));
       this.#count(
         "admit",
         () => `refused client(${formatNetAddr(remoteAddr)}) - ${refusal.reason}`,
@@ -560,18 +563,15 @@ export class TcpServer {
     }
     out.length = 0;
     if (connection.closeReason !== undefined) return;
+    // The whole batch is held until its write completes (a partial write keeps
+    // the buffer alive), so that is what counts against the process-wide bound.
     connection.writingSince = this.#clock();
     connection.writingBytes = bytes.length;
     this.#pendingReplyBytes += bytes.length;
-    this.#blocked.add(connection);
     if (this.#pendingReplyBytes > this.#maxPendingReplyBytes) this.#shedBlockedWriter();
+    this.#blocked.add(connection);
     try {
-      while (bytes.length > 0) {
-        const written = await connection.conn.write(bytes);
-        bytes = bytes.subarray(written);
-        this.#pendingReplyBytes -= written;
-        connection.writingBytes = bytes.length;
-      }
+      while (bytes.length > 0) bytes = bytes.subarray(await connection.conn.write(bytes));
     } catch (error) {
       if (connection.closeReason === undefined && !isDisconnect(error)) {
         this.#options.logger.error(`client(${connection.remote}) - ${String(error)}`, {
@@ -587,7 +587,7 @@ export class TcpServer {
     }
   }
 
-  /** Over the process-wide reply budget: the connection blocked the longest goes. */
+  /** Over the process-wide reply budget: the connection blocked the longest goes (not the one starting). */
   #shedBlockedWriter(): void {
     let oldest: Connection | undefined;
     for (const connection of this.#blocked) {
@@ -606,6 +606,17 @@ export class TcpServer {
 }
 
 function ignore(): void {}
+
+/**
+ * Writes `frame` and closes, without reading and without making the accept
+ * loop wait: a fresh socket's send buffer takes a short frame at once, so the
+ * write completes on the next turn of the event loop whatever the peer does.
+ * (Closing right after calling write() would drop the frame: the write is an
+ * op that has not run yet.)
+ */
+function refuse(conn: Deno.TcpConn, frame: Uint8Array): Promise<void> {
+  return conn.write(frame).then(ignore, ignore).finally(() => closeQuietly(conn));
+}
 
 function isDisconnect(error: unknown): boolean {
   return error instanceof Deno.errors.ConnectionReset ||

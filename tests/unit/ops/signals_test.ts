@@ -10,6 +10,7 @@ import {
   SHUTDOWN_DEADLINE_MS,
   shutdownSignals,
   type SignalApi,
+  type SignalHandling,
   sigusr1OpensInspector,
 } from "../../../src/ops/signals.ts";
 import { captureLogger } from "../../support/helpers.ts";
@@ -56,12 +57,22 @@ function fakeApi(refuse: Deno.Signal[] = []): SignalApi & {
   };
 }
 
+interface Installed {
+  api: ReturnType<typeof fakeApi>;
+  logs: string[];
+  fired: Deno.Signal[];
+  exits: number[];
+  timers: { fn: () => void; ms: number }[];
+  handling: SignalHandling;
+  send(signal: Deno.Signal): void;
+}
+
 /** installSignalHandlers with fakes for everything that touches the process. */
 function install(os: typeof Deno.build.os, options: {
   refuse?: Deno.Signal[];
   onShutdown?: (signal: Deno.Signal) => unknown;
   denoVersion?: string;
-} = {}) {
+} = {}): Installed {
   const api = fakeApi(options.refuse);
   const { logger, logs } = captureLogger();
   const fired: Deno.Signal[] = [];
