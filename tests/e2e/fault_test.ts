@@ -418,3 +418,87 @@ Deno.test({
     assert.doesNotMatch(text, /Uncaught|panicked|Too many open files/, text);
   },
 });
+
+/** Whether a listener on 127.0.0.1:9229 (the inspector's port) belongs to `pid`. */
+async function debuggerOf(pid: number): Promise<string | undefined> {
+  try {
+    const res = await fetch("http://127.0.0.1:9229/json/list", {
+      signal: AbortSignal.timeout(2_000),
+    });
+    const text = await res.text();
+    return text.includes(`[pid: ${pid}]`) ? text : undefined;
+  } catch {
+    return undefined; // nothing listens there
+  }
+}
+
+Deno.test({
+  name:
+    "signals that would kill a Deno process leave the daemon serving, and SIGUSR1 opens no debugger",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    await using daemon = await spawnDaemon([
+      "--tcp-address=127.0.0.1:0",
+      "--http-address=127.0.0.1:0",
+    ]);
+    const { pid } = daemon.child;
+    // At once after the listening lines: the runtime's own SIGUSR1 hook is not set up yet.
+    Deno.kill(pid, "SIGUSR1");
+    await sleep(800);
+    for (
+      const signal of [
+        "SIGUSR1",
+        "SIGUSR2",
+        "SIGALRM",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGXCPU",
+        "SIGIO",
+        "SIGHUP",
+        "SIGPIPE",
+      ] as const
+    ) {
+      Deno.kill(pid, signal);
+      await sleep(50);
+    }
+    await sleep(300);
+    const res = await fetch(`http://127.0.0.1:${daemon.httpPort}/ping`);
+    assert.equal(await res.text(), "OK", daemon.lines.join("\n"));
+    const client = await TcpClient.connect(daemon.tcpPort);
+    await client.identify(peerBody());
+    assert.equal(await client.command("PING"), "OK");
+    client.close();
+    const banner = daemon.lines.find((l) => l.includes("Debugger listening"));
+    const listed = await debuggerOf(pid);
+    assert.ok(
+      banner === undefined && listed === undefined,
+      `the runtime (Deno ${Deno.version.deno}) opened a debugger on SIGUSR1: ${banner ?? listed}`,
+    );
+    const stopped = await daemon.stop("SIGTERM");
+    assert.equal(stopped.code, 0, stopped.lines.join("\n"));
+  },
+});
+
+Deno.test("SIGTERM while answers are blocked on clients that do not read exits 0 within 5 s", async () => {
+  await using daemon = await spawnWithPorts(["--log-level=warn"]);
+  // Clients pipelining 100,000 requests each and reading nothing: once the socket
+  // buffers are full the daemon's writes to them block, so the HTTP shutdown would
+  // wait its whole 5 s grace for them; the hard deadline ends the process before.
+  const request = encoder.encode("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n".repeat(100_000));
+  const clients: Deno.TcpConn[] = [];
+  const sending: Promise<void>[] = [];
+  for (let i = 0; i < 5; i++) {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: daemon.httpPort });
+    sending.push(writeAll(conn, request).catch(() => {}));
+    clients.push(conn);
+  }
+  await sleep(1_500);
+  // Still serving meanwhile.
+  const res = await fetch(`http://127.0.0.1:${daemon.httpPort}/ping`);
+  assert.equal(await res.text(), "OK");
+  const stopped = await daemon.stop("SIGTERM", 10_000);
+  for (const conn of clients) conn.close();
+  await Promise.all(sending);
+  assert.equal(stopped.code, 0, stopped.lines.join("\n"));
+  assert.ok(stopped.elapsedMs < 5_000, `exited ${stopped.elapsedMs.toFixed(0)} ms after SIGTERM`);
+});
