@@ -41,8 +41,13 @@ import { SchedulerClosedError, TurnScheduler } from "./turns.ts";
 export const MAGIC_TIMEOUT_MS = 10_000;
 /** How long a write may stay blocked on a client that does not read. */
 export const WRITE_TIMEOUT_MS = 10_000;
-/** First read buffer of a connection; doubled after each read that fills it. */
-export const MIN_READ_BUFFER_BYTES = 2 * 1024;
+/**
+ * First read buffer of a connection; doubled after each read that fills it.
+ * Small: a connection that has sent nothing (thousands of them, in an attack)
+ * pins this much outside the heap, and the runtime collects garbage more often
+ * the more it holds.
+ */
+export const MIN_READ_BUFFER_BYTES = 256;
 /** Largest read buffer. */
 export const MAX_READ_BUFFER_BYTES = 16 * 1024;
 /** Commands executed per turn; the rest of a read waits for the connection's next turn. */
@@ -443,7 +448,9 @@ export class TcpServer {
     } catch {
       // the peer may already be gone
     }
-    logger.info(`TCP: new client(${remote})`, { client: remote });
+    // Guarded: at the default level of production setups this line is off, and
+    // a connection storm should not build it for nothing.
+    if (logger.enabled("info")) logger.info(`TCP: new client(${remote})`, { client: remote });
     this.#observer.connectionAccepted();
     const session = new LookupSession({
       registry,
