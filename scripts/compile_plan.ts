@@ -29,7 +29,21 @@ export const PERMISSION_FLAGS: readonly string[] = [
   "--allow-sys=hostname",
 ];
 
-export const COMPILE_FLAGS: readonly string[] = ["--no-prompt", ...PERMISSION_FLAGS];
+/**
+ * Runtime options baked into the binary (and what `deno task start` passes).
+ * A young generation of at most 4 MiB per semi-space: every connection the
+ * daemon accepts survives its first garbage collections, and V8's default
+ * (16 MiB) made each young-generation collection copy up to 16 MiB of them in
+ * one pause, 100-130 ms under a storm of 16,000 connections (measured); at
+ * 4 MiB the longest pause was 40 ms and the event loop never stalled 50 ms.
+ */
+export const RUNTIME_FLAGS: readonly string[] = ["--v8-flags=--max-semi-space-size=4"];
+
+export const COMPILE_FLAGS: readonly string[] = [
+  "--no-prompt",
+  ...PERMISSION_FLAGS,
+  ...RUNTIME_FLAGS,
+];
 
 export const PRODUCT = "nsqlookupd";
 export const DEFAULT_OUT_DIR = "dist";

@@ -7,7 +7,9 @@
 //
 // Each connection is a descriptor in this process and one in the daemon:
 // the task raises the limit with bash's `ulimit -n` before starting Deno (Deno
-// cannot raise RLIMIT_NOFILE itself beyond the hard limit).
+// cannot raise RLIMIT_NOFILE itself beyond the hard limit). Connections come
+// from 16 loopback addresses (127.0.2.1-16), as from 16 hosts: the daemon lets
+// one host hold at most an eighth of its connection cap.
 
 import {
   concat,
@@ -18,14 +20,13 @@ import {
   mib,
   ms,
   percentile,
-  readFrame,
   scrape,
   sleep,
   spawnDaemon,
   table,
-  writeAll,
 } from "../tests/support/harness.ts";
 import { writeStderr, writeStdout } from "../src/ops/logger.ts";
+import { NetConn } from "./stress.ts";
 
 const encoder = new TextEncoder();
 export const LATENCY_LIMIT_MS = 50;
@@ -55,10 +56,13 @@ export interface LoadResult {
   failures: string[];
 }
 
-async function connectWithRetry(port: number): Promise<Deno.TcpConn> {
+/** Hosts the connections come from, round-robin. */
+const HOSTS = Array.from({ length: 16 }, (_, i) => `127.0.2.${i + 1}`);
+
+async function connectWithRetry(port: number, index: number): Promise<NetConn> {
   for (let attempt = 0;; attempt++) {
     try {
-      return await Deno.connect({ hostname: "127.0.0.1", port });
+      return await NetConn.open(HOSTS[index % HOSTS.length], port);
     } catch (error) {
       if (attempt >= 20) throw error;
       await sleep(20 * (attempt + 1));
@@ -67,8 +71,8 @@ async function connectWithRetry(port: number): Promise<Deno.TcpConn> {
 }
 
 /** One client: magic, then either IDENTIFY + REGISTER (a producer) or a PING. */
-async function openClient(port: number, index: number, producer: boolean): Promise<Deno.TcpConn> {
-  const conn = await connectWithRetry(port);
+async function openClient(port: number, index: number, producer: boolean): Promise<NetConn> {
+  const conn = await connectWithRetry(port, index);
   if (producer) {
     const body = JSON.stringify({
       broadcast_address: `load-${index}`,
@@ -77,22 +81,21 @@ async function openClient(port: number, index: number, producer: boolean): Promi
       http_port: 4151,
       version: "1.3.0",
     });
-    await writeAll(
-      conn,
+    await conn.write(
       concat([
         encoder.encode("  V1"),
         identifyCommand(body),
         encoder.encode(`REGISTER load_${index % TOPICS} c${index % 3}\n`),
       ]),
     );
-    const identified = await readFrame(conn);
-    const registered = await readFrame(conn);
+    const identified = await conn.readFrame();
+    const registered = await conn.readFrame();
     if (identified === null || !identified.startsWith("{") || registered !== "OK") {
       throw new Error(`producer ${index}: ${identified} / ${registered}`);
     }
   } else {
-    await writeAll(conn, encoder.encode("  V1PING\n"));
-    const reply = await readFrame(conn);
+    await conn.write(encoder.encode("  V1PING\n"));
+    const reply = await conn.readFrame();
     if (reply !== "OK") throw new Error(`client ${index}: ${reply}`);
   }
   return conn;
@@ -117,7 +120,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
 
   // Open in batches: a burst of 10,000 SYNs would overflow the listen backlog.
   log(`opening ${options.connections} connections (${options.producers} producers)...`);
-  const conns: Deno.TcpConn[] = [];
+  const conns: NetConn[] = [];
   const opened = performance.now();
   const BATCH = 250;
   try {
@@ -131,6 +134,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     }
   } catch (error) {
     for (const conn of conns) conn.close();
+    await Promise.all(conns.map((conn) => conn.closed));
     throw error;
   }
   const openSeconds = (performance.now() - opened) / 1000;
@@ -158,8 +162,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       for (let i = 0; i < producers.length && holding; i += spread) {
         const group = producers.slice(i, i + spread);
         await Promise.all(group.map(async (conn) => {
-          await writeAll(conn, encoder.encode("PING\n"));
-          if ((await readFrame(conn)) !== "OK") throw new Error("PING not OK");
+          await conn.write(encoder.encode("PING\n"));
+          if ((await conn.readFrame()) !== "OK") throw new Error("PING not OK");
           producerPings++;
         }));
         await sleep(50);
@@ -182,13 +186,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const loadedMemory = await memory(url);
 
   log("closing every connection...");
-  for (const conn of conns) {
-    try {
-      conn.close();
-    } catch {
-      // closed already
-    }
-  }
+  for (const conn of conns) conn.close();
+  await Promise.all(conns.map((conn) => conn.closed));
   // Cleanup is asynchronous on the daemon's side: wait for it, bounded.
   let after = { connections: NaN, identified: NaN, nodes: NaN, lookupProducers: NaN };
   const deadline = performance.now() + 15_000;

@@ -17,6 +17,13 @@ export interface AcceptLoopOptions {
   /** accept() and the pause between failures; injectable for tests. */
   accept?: (listener: Deno.TcpListener) => Promise<Deno.TcpConn>;
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * Awaited after each connection is taken. accept() completes at once while
+   * the backlog holds connections, so without a pause a connection storm
+   * would be accepted in one go, never letting the event loop run (nor closed
+   * sockets release their descriptors).
+   */
+  pace?: () => Promise<void>;
 }
 
 /** Accepts until the listener closes or `accepting()` turns false. */
@@ -46,6 +53,7 @@ export async function acceptLoop(options: AcceptLoopOptions): Promise<void> {
       return;
     }
     await options.take(conn);
+    if (options.pace !== undefined) await options.pace();
   }
 }
 

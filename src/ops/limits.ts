@@ -1,16 +1,19 @@
-// Connection caps derived from the descriptor limit. A Deno process that runs
-// out of descriptors does not degrade: Deno.serve dies on EMFILE ("Uncaught
-// (in promise) Http: Error: Too many open files"), and other parts of the
-// runtime panic. So the TCP and HTTP servers together must never hold more
-// connections than the limit allows.
+// Connection caps derived from the descriptor limit. A process that runs out
+// of descriptors cannot even accept a newcomer to decide whom to let in (and
+// some parts of the runtime panic on EMFILE), so the TCP and HTTP servers
+// together never hold more connections than the limit allows.
 //
-// Deno raises the soft RLIMIT_NOFILE to the hard limit at startup but gives no
-// API to read it, and its sandbox refuses /proc/self/limits unless the process
-// runs with --allow-all. So: with the limit known, the caps are derived from
-// it; otherwise the defaults below hold, which need a hard limit of at least
-// DEFAULT_DESCRIPTORS_NEEDED (17,472) to protect the process.
+// Finding the limit: Deno raises the soft RLIMIT_NOFILE to the hard limit at
+// startup but has no API to read it; its sandbox refuses /proc/self/limits
+// (and /proc/self/status, /proc/self/fd) to anything short of --allow-all,
+// and no --allow-sys value exposes it (checked on 2.9.6). So /proc is read
+// when the process may; otherwise the headroom is measured by opening
+// /dev/null (--allow-read, which the daemon has anyway) until EMFILE or until
+// enough for the default caps — at most DEFAULT_DESCRIPTORS_NEEDED opens, then
+// all closed: ~15 µs each, so at most ~0.3 s, once, at startup.
 
 import { HTTP_MAX_CONNECTIONS } from "../http/server.ts";
+import { err, ok, type Result } from "../result.ts";
 
 /** Producer (TCP) connections held at most when the descriptor limit allows. */
 export const TCP_MAX_CONNECTIONS = 16_384;
@@ -30,21 +33,76 @@ export interface ConnectionLimits {
 export const DEFAULT_DESCRIPTORS_NEEDED = TCP_MAX_CONNECTIONS +
   DESCRIPTORS_PER_HTTP_CONNECTION * HTTP_MAX_CONNECTIONS + RESERVED_DESCRIPTORS;
 
+/** The soft limit in /proc/self/limits' `Max open files` line; `unlimited` as such. */
+export function parseOpenFilesLimit(text: string): Result<number | "unlimited"> {
+  const line = text.split("\n").find((l) => l.startsWith("Max open files"));
+  if (line === undefined) return err("no `Max open files` line");
+  const soft = line.slice("Max open files".length).trim().split(/\s+/)[0];
+  if (soft === "unlimited") return ok("unlimited");
+  return /^\d+$/.test(soft) ? ok(Number(soft)) : err(`unreadable soft limit "${soft}"`);
+}
+
 /**
- * The soft RLIMIT_NOFILE from /proc/self/limits; undefined elsewhere than
- * Linux, when the sandbox refuses the file (anything short of --allow-all; it
- * never prompts), or when unlimited.
+ * Descriptors this process can still open, counted by opening `path` up to
+ * `enough` times (then closing them all); undefined if `path` cannot be
+ * opened at all. Stops early at EMFILE, which is the point.
  */
-export function openFilesLimit(
-  read: () => string = () => Deno.readTextFileSync("/proc/self/limits"),
+export function probeDescriptorHeadroom(
+  enough: number,
+  open: () => { close(): void } = () => Deno.openSync("/dev/null"),
 ): number | undefined {
+  const held: { close(): void }[] = [];
   try {
-    const line = read().split("\n").find((l) => l.startsWith("Max open files"));
-    const soft = line?.slice("Max open files".length).trim().split(/\s+/)[0];
-    return soft !== undefined && /^\d+$/.test(soft) ? Number(soft) : undefined;
+    while (held.length < enough) held.push(open());
   } catch {
-    return undefined;
+    // EMFILE (the limit), or the path is not openable (then held is empty).
+  } finally {
+    for (const file of held) {
+      try {
+        file.close();
+      } catch {
+        // closed already
+      }
+    }
   }
+  return held.length === 0 ? undefined : held.length;
+}
+
+export interface OpenFilesSources {
+  /** /proc/self/limits' text; throws when the sandbox refuses it. */
+  read?: () => string;
+  /** Headroom measurement when /proc is refused; undefined when it cannot measure. */
+  probe?: (enough: number) => number | undefined;
+  os?: typeof Deno.build.os;
+}
+
+/** The process's own answer, found once: the limit does not change while it runs. */
+let found: { limit: number | undefined } | undefined;
+
+/**
+ * The descriptor limit to size the caps from: the soft RLIMIT_NOFILE when
+ * /proc/self/limits is readable, else the measured headroom (at most
+ * DEFAULT_DESCRIPTORS_NEEDED, which is all the defaults need). Undefined
+ * when unlimited or unknown (not Linux, nothing openable). Without `sources`
+ * the answer is computed once per process.
+ */
+export function openFilesLimit(sources?: OpenFilesSources | (() => string)): number | undefined {
+  if (sources === undefined) {
+    found ??= { limit: openFilesLimit({}) };
+    return found.limit;
+  }
+  const { read, probe, os } = typeof sources === "function"
+    ? { read: sources, probe: () => undefined, os: "linux" as const }
+    : sources;
+  const readLimits = read ?? (() => Deno.readTextFileSync("/proc/self/limits"));
+  try {
+    const parsed = parseOpenFilesLimit(readLimits());
+    if (parsed.ok) return parsed.value === "unlimited" ? undefined : parsed.value;
+  } catch {
+    // Refused by the sandbox (NotCapable) or absent: measure instead.
+  }
+  if ((os ?? Deno.build.os) === "windows") return undefined;
+  return (probe ?? probeDescriptorHeadroom)(DEFAULT_DESCRIPTORS_NEEDED);
 }
 
 /**

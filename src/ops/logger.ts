@@ -1,5 +1,10 @@
 // The one place that writes to stdout/stderr. Lines follow the reference's
 // text format: `PREFIX YYYY/MM/DD HH:MM:SS.micros LEVEL: message`.
+//
+// Messages interpolate what clients send (request URIs, topic names,
+// IDENTIFY fields, protocol magic), so every message and every string field
+// is escaped here, in both formats, before it is written: no call site can
+// forget it, and a client cannot start a forged line or hide text.
 
 export type LogLevel = "debug" | "info" | "warn" | "error" | "fatal";
 export type LogFormat = "text" | "json";
@@ -46,6 +51,34 @@ export interface LoggerOptions {
   sink?: LineSink;
   /** Wall clock in milliseconds since the epoch (fractional for microseconds). */
   now?: () => number;
+}
+
+/**
+ * What could forge, split or hide a log line: C0 controls (tab, CR and LF
+ * included), DEL, C1 controls (U+0085 is a newline to some readers), the
+ * Unicode line and paragraph separators, and the bidirectional controls that
+ * make a terminal show text in another order than it was written.
+ */
+// deno-lint-ignore no-control-regex
+const UNSAFE = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const UNSAFE_ALL = new RegExp(UNSAFE.source, "g");
+const NAMED_ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+function escapeChar(char: string): string {
+  const named = NAMED_ESCAPES[char];
+  if (named !== undefined) return named;
+  const code = char.charCodeAt(0);
+  return code <= 0xff
+    ? `\\x${code.toString(16).padStart(2, "0")}`
+    : `\\u${code.toString(16).padStart(4, "0")}`;
+}
+
+/**
+ * `text` with every unsafe character written as an escape (`\n`, `\x1b`,
+ * `\u2028`); ordinary text, non-ASCII letters included, is returned as is.
+ */
+export function escapeLogText(text: string): string {
+  return UNSAFE.test(text) ? text.replace(UNSAFE_ALL, escapeChar) : text;
 }
 
 const encoder = new TextEncoder();
@@ -101,11 +134,13 @@ export function formatJsonLine(
   const record: Record<string, string | number | boolean> = {
     time: formatRfc3339(ms),
     level,
-    msg,
+    msg: escapeLogText(msg),
   };
   if (fields !== undefined) {
     for (const [key, value] of Object.entries(fields)) {
-      if (!(key in record)) record[key] = value;
+      if (!(key in record)) {
+        record[escapeLogText(key)] = typeof value === "string" ? escapeLogText(value) : value;
+      }
     }
   }
   return JSON.stringify(record);
@@ -122,7 +157,7 @@ export function createLogger(options: LoggerOptions): Logger {
     sink(
       json
         ? formatJsonLine(now(), level, msg, fields)
-        : `${prefix}${formatTimestamp(now())} ${LABEL[level]}: ${msg}`,
+        : `${prefix}${formatTimestamp(now())} ${LABEL[level]}: ${escapeLogText(msg)}`,
     );
   };
   return {

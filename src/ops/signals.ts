@@ -1,33 +1,154 @@
-// Which signals mean "shut down" on each OS. Deno on Windows delivers only
-// Ctrl-C (SIGINT) and Ctrl-Break (SIGBREAK); registering SIGTERM there throws.
+// Signals: which ones shut the daemon down, which ones it ignores, and the
+// hard deadline on shutdown.
+//
+// - Shutdown: SIGINT and SIGTERM (Ctrl-C and Ctrl-Break on Windows, where
+//   Deno delivers nothing else; registering SIGTERM there throws on old Deno).
+//   Shutdown is graceful but bounded: past SHUTDOWN_DEADLINE_MS the process
+//   exits anyway, so the README's "within 5 s" holds however busy it is.
+// - Ignored (logged once each): signals whose default action would kill the
+//   process although nothing asked it to stop. Go's nsqlookupd (measured,
+//   v1.3.0) survives SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU,
+//   SIGIO and SIGPIPE; without a listener Deno dies of each but SIGPIPE (which
+//   the runtime ignores itself, so it is left alone). SIGHUP kills Go's daemon
+//   unless started under nohup; Deno ≥ 2.9.2 catches SIGHUP itself and exits
+//   even under nohup, so here it is ignored: a hangup never takes the daemon
+//   down.
+// - SIGUSR1: Deno ≥ 2.9.2 also starts a V8 inspector on 127.0.0.1:9229 when it
+//   receives SIGUSR1 (after the first 0.5 s; before, SIGUSR1 kills it), and a
+//   listener does not prevent it; any local user can then run code in the
+//   daemon. No flag or environment variable turns it off (checked on 2.9.6),
+//   so the fix is the runtime: Deno 2.9.1 (see sigusr1OpensInspector). The
+//   listener here keeps SIGUSR1 from killing the process on any version.
+
+import type { Logger } from "./logger.ts";
+
+/** The hard bound on a graceful shutdown, under the README's promise of 5 s. */
+export const SHUTDOWN_DEADLINE_MS = 4_500;
 
 export function shutdownSignals(os: typeof Deno.build.os): Deno.Signal[] {
   return os === "windows" ? ["SIGINT", "SIGBREAK"] : ["SIGINT", "SIGTERM"];
+}
+
+/** Signals whose default action would end the daemon although nobody asked it to stop. */
+export function ignoredSignals(os: typeof Deno.build.os): Deno.Signal[] {
+  return os === "windows" ? [] : [
+    "SIGHUP",
+    "SIGUSR1",
+    "SIGUSR2",
+    "SIGALRM",
+    "SIGVTALRM",
+    "SIGPROF",
+    "SIGXCPU",
+    "SIGIO",
+  ];
+}
+
+/**
+ * Whether this Deno opens an inspector on SIGUSR1: the feature shipped in
+ * 2.9.2 (denoland/deno#35738) with no way to turn it off.
+ */
+export function sigusr1OpensInspector(version: string = Deno.version.deno): boolean {
+  const match = /^(\d+)\.(\d+)\.(\d+)/.exec(version);
+  if (match === null) return true;
+  const [major, minor, patch] = match.slice(1).map(Number);
+  return major > 2 || (major === 2 && (minor > 9 || (minor === 9 && patch >= 2)));
 }
 
 export interface SignalApi {
   addSignalListener(signal: Deno.Signal, handler: () => void): void;
 }
 
-/** Calls `onSignal` once, for the first shutdown signal; returns the signals hooked. */
+export interface SignalHandlingOptions {
+  /** The graceful shutdown (main.ts: daemon.shutdown(), then exit 0). */
+  onShutdown(signal: Deno.Signal): unknown;
+  /** Logs each ignored signal once, and a shutdown past its deadline. */
+  logger?: Logger;
+  /** Ends the process when the shutdown overruns its deadline (default Deno.exit). */
+  exit?: (code: number) => void;
+  deadlineMs?: number;
+  os?: typeof Deno.build.os;
+  api?: SignalApi;
+  /** Starts the deadline timer (default setTimeout); returns nothing, the exit ends all. */
+  setTimer?: (fn: () => void, ms: number) => void;
+  /** The Deno version, for the SIGUSR1 warning. */
+  denoVersion?: string;
+}
+
+export interface SignalHandling {
+  /** The shutdown signals hooked (a platform may refuse some). */
+  shutdown: Deno.Signal[];
+  /** The signals ignored. */
+  ignored: Deno.Signal[];
+}
+
+/** Registers `signal`, unless this platform refuses it; true if registered. */
+function listen(api: SignalApi, signal: Deno.Signal, handler: () => void): boolean {
+  try {
+    api.addSignalListener(signal, handler);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Hooks the shutdown signals (the first one starts the shutdown and its
+ * deadline) and the ignored ones. Call it before the listening lines are
+ * logged: a supervisor may signal as soon as it sees them.
+ */
+export function installSignalHandlers(options: SignalHandlingOptions): SignalHandling {
+  const os = options.os ?? Deno.build.os;
+  const api = options.api ?? Deno;
+  const exit = options.exit ?? ((code: number) => Deno.exit(code));
+  const setTimer = options.setTimer ?? ((fn: () => void, ms: number) => void setTimeout(fn, ms));
+  const deadlineMs = options.deadlineMs ?? SHUTDOWN_DEADLINE_MS;
+  const { logger } = options;
+  let shuttingDown = false;
+  const shutdown = shutdownSignals(os).filter((signal) =>
+    listen(api, signal, () => {
+      if (shuttingDown) return;
+      shuttingDown = true;
+      setTimer(() => {
+        logger?.warn(`${signal}: shutdown not finished after ${deadlineMs}ms - exiting now`);
+        exit(0);
+      }, deadlineMs);
+      // A failing shutdown must not become an uncaught error; the deadline still exits.
+      const failed = (error: unknown): void => {
+        logger?.error(`${signal}: shutdown failed - ${String(error)}`);
+      };
+      try {
+        const pending = options.onShutdown(signal);
+        if (pending instanceof Promise) pending.catch(failed);
+      } catch (error) {
+        failed(error);
+      }
+    })
+  );
+  const seen = new Set<Deno.Signal>();
+  const ignored = ignoredSignals(os).filter((signal) =>
+    listen(api, signal, () => {
+      if (seen.has(signal)) return;
+      seen.add(signal);
+      const inspector = signal === "SIGUSR1" && sigusr1OpensInspector(options.denoVersion)
+        ? ` (this Deno runtime, ${
+          options.denoVersion ?? Deno.version.deno
+        }, also opens a debugger on 127.0.0.1:9229 on SIGUSR1: run the daemon on Deno 2.9.1)`
+        : "";
+      logger?.warn(`${signal} received: ignored${inspector}; further ${signal}s are not logged`);
+    })
+  );
+  return { shutdown, ignored };
+}
+
+/**
+ * The first shutdown signal calls `onSignal` once; also ignores the signals
+ * that would otherwise kill the daemon. Returns the shutdown signals hooked.
+ * (installSignalHandlers with a logger is the fuller form.)
+ */
 export function onShutdownSignal(
-  onSignal: (signal: Deno.Signal) => void,
+  onSignal: (signal: Deno.Signal) => unknown,
   os: typeof Deno.build.os = Deno.build.os,
   api: SignalApi = Deno,
 ): Deno.Signal[] {
-  let fired = false;
-  const hooked: Deno.Signal[] = [];
-  for (const signal of shutdownSignals(os)) {
-    try {
-      api.addSignalListener(signal, () => {
-        if (fired) return;
-        fired = true;
-        onSignal(signal);
-      });
-      hooked.push(signal);
-    } catch {
-      // Not deliverable on this platform; the others still work.
-    }
-  }
-  return hooked;
+  return installSignalHandlers({ onShutdown: onSignal, os, api }).shutdown;
 }

@@ -1,7 +1,8 @@
 // Protocol V1 of nsqlookupd's TCP port as a pure state machine over bytes:
 // feed it what the socket read, it appends framed responses to `out` and says
 // when the connection must close. The socket, timers and writes live in
-// tcp_server.ts.
+// tcp/server.ts. A feed can be given a budget of commands, so that one read
+// full of pipelined commands is executed over several turns (resume()).
 
 import {
   E_BAD_BODY,
@@ -14,11 +15,12 @@ import {
   tcpErrorText,
 } from "../errors.ts";
 import { decodeIdentifyBody } from "./identify.ts";
-import { NOOP_TCP_OBSERVER, type RemovalReason, type TcpObserver } from "../ops/metrics.ts";
+import { NOOP_TCP_OBSERVER, type RemovalReason, type TcpObserver } from "./observer.ts";
 import type { Logger } from "../ops/logger.ts";
 import { isValidChannelName, isValidTopicName } from "../names.ts";
 import type { PeerInfo, Registry } from "../registry.ts";
 import { formatDuration } from "../gocompat/duration.ts";
+import { err, ok, type Result } from "../result.ts";
 
 export const PROTOCOL_MAGIC_V1 = "  V1";
 /** Longest command line accepted (bytes before `\n`); the reference has no bound. */
@@ -87,15 +89,19 @@ export class LookupSession {
   readonly #ctx: SessionContext;
   #state: State = "magic";
   /**
-   * Unconsumed bytes carried over between reads (a partial line, size or body):
-   * the first `#pendingLength` bytes of a buffer that grows by doubling, so a
-   * body trickled in tiny reads costs linear, not quadratic, copying.
+   * Unconsumed bytes carried over between reads (a partial line, size or body,
+   * or commands a budget left): `#pendingLength` bytes from `#pendingStart` of
+   * a buffer that grows by doubling, so a body trickled in tiny reads costs
+   * linear, not quadratic, copying, and each resume() only moves the start.
    */
   #pending: Uint8Array = EMPTY;
+  #pendingStart = 0;
   #pendingLength = 0;
   #bodySize = 0;
   #peer: PeerInfo | undefined;
   #startedLoop = false;
+  /** The last feed stopped at its budget with bytes left: resume() before reading more. */
+  #more = false;
 
   readonly #observer: TcpObserver;
   /** The command being executed, for the result label of its metric. */
@@ -128,22 +134,37 @@ export class LookupSession {
     return this.#startedLoop;
   }
 
+  /** Bytes are held that the last budget left unexecuted: call resume() before feeding more. */
+  get hasPendingWork(): boolean {
+    return this.#more;
+  }
+
   /**
    * Consumes bytes read from the socket; appends response frames to `out`.
-   * Returns true when the connection must be closed after writing `out`.
+   * Executes at most `budget` commands (IDENTIFY counts as one); the rest is
+   * kept for resume(). Returns true when the connection must be closed after
+   * writing `out`.
    */
-  feed(chunk: Uint8Array, out: Uint8Array[]): boolean {
+  feed(chunk: Uint8Array, out: Uint8Array[], budget: number = Infinity): boolean {
     if (this.closed) return true;
+    this.#more = false;
+    let executed = 0;
     let data = chunk;
     if (this.#pendingLength > 0) {
-      this.#reserve(this.#pendingLength + chunk.length);
-      this.#pending.set(chunk, this.#pendingLength);
-      this.#pendingLength += chunk.length;
-      data = this.#pending.subarray(0, this.#pendingLength);
+      if (chunk.length > 0) {
+        this.#reserve(this.#pendingLength + chunk.length);
+        this.#pending.set(chunk, this.#pendingStart + this.#pendingLength);
+        this.#pendingLength += chunk.length;
+      }
+      data = this.#pending.subarray(this.#pendingStart, this.#pendingStart + this.#pendingLength);
     }
     let pos = 0;
     while (!this.closed) {
       const available = data.length - pos;
+      if (executed >= budget) {
+        this.#more = available > 0;
+        break;
+      }
       if (this.#state === "magic") {
         if (available < 4) break;
         this.#acceptMagic(data.subarray(pos, pos + 4), out);
@@ -160,6 +181,7 @@ export class LookupSession {
         }
         const line = binaryString(data.subarray(pos, newline));
         pos = newline + 1;
+        executed++;
         this.#execute(line, out);
       } else if (this.#state === "size") {
         if (available < 4) break;
@@ -175,6 +197,7 @@ export class LookupSession {
         if (available < this.#bodySize) break;
         const body = data.subarray(pos, pos + this.#bodySize);
         pos += this.#bodySize;
+        executed++;
         this.#identify(body, out);
       }
     }
@@ -182,30 +205,49 @@ export class LookupSession {
     return this.closed;
   }
 
+  /** Executes up to `budget` more of the commands a budgeted feed() left. */
+  resume(out: Uint8Array[], budget: number = Infinity): boolean {
+    return this.feed(EMPTY, out, budget);
+  }
+
   /** Keeps `data[pos..]` for the next read (a copy: the caller reuses its read buffer). */
   #keep(data: Uint8Array, pos: number): void {
     const rest = this.closed ? 0 : data.length - pos;
     if (rest === 0) {
+      this.#pendingStart = 0;
       this.#pendingLength = 0;
       // Do not hold a large buffer (an IDENTIFY body's) for the rest of the connection.
       if (this.#pending.length > RETAINED_BUFFER_BYTES) this.#pending = EMPTY;
       return;
     }
-    if (data.buffer === this.#pending.buffer) {
-      if (pos > 0) this.#pending.copyWithin(0, pos, this.#pendingLength);
+    if (this.#pendingLength > 0) {
+      // `data` is the pending buffer itself: only its start moves.
+      this.#pendingStart += pos;
     } else {
       this.#reserve(rest);
       this.#pending.set(data.subarray(pos));
+      this.#pendingStart = 0;
     }
     this.#pendingLength = rest;
   }
 
-  /** Grows the pending buffer to hold `size` bytes, keeping its contents. */
+  /** Makes room for `size` pending bytes (moving them to the front), keeping them. */
   #reserve(size: number): void {
-    if (this.#pending.length >= size) return;
+    const held = this.#pending.subarray(
+      this.#pendingStart,
+      this.#pendingStart + this.#pendingLength,
+    );
+    if (this.#pending.length >= size) {
+      if (this.#pendingStart + size > this.#pending.length) {
+        this.#pending.copyWithin(0, this.#pendingStart, this.#pendingStart + this.#pendingLength);
+        this.#pendingStart = 0;
+      }
+      return;
+    }
     const grown = new Uint8Array(Math.max(size, this.#pending.length * 2, 256));
-    grown.set(this.#pending.subarray(0, this.#pendingLength));
+    grown.set(held);
     this.#pending = grown;
+    this.#pendingStart = 0;
   }
 
   /** The client closed its side: an unfinished IDENTIFY is an error, as in the reference. */
@@ -231,6 +273,7 @@ export class LookupSession {
   close(reason: Exclude<RemovalReason, "unregister"> = "disconnect"): void {
     this.#state = "closed";
     this.#pending = EMPTY;
+    this.#pendingStart = 0;
     this.#pendingLength = 0;
     const { logger, registry, remoteAddress } = this.#ctx;
     if (this.#startedLoop) {
@@ -332,14 +375,14 @@ export class LookupSession {
   #identify(body: Uint8Array, out: Uint8Array[]): void {
     const decoded = decodeIdentifyBody(body);
     if (!decoded.ok) {
-      const description = decoded.reason === "decode"
+      const description = decoded.error === "decode"
         ? "IDENTIFY failed to decode JSON body"
         : "IDENTIFY missing fields";
       this.#fail(tcpError(E_BAD_BODY, description), out);
       return;
     }
     const { registry, logger, remoteAddress } = this.#ctx;
-    const fields = decoded.fields;
+    const fields = decoded.value;
     const peer: PeerInfo = {
       ...fields,
       id: remoteAddress,
@@ -367,29 +410,29 @@ export class LookupSession {
   #topicAndChannel(
     command: string,
     params: string[],
-  ): TcpError | { topic: string; channel: string | undefined } {
-    if (this.#peer === undefined) return tcpError(E_INVALID, "client must IDENTIFY");
+  ): Result<{ topic: string; channel: string | undefined }, TcpError> {
+    if (this.#peer === undefined) return err(tcpError(E_INVALID, "client must IDENTIFY"));
     if (params.length < 2) {
-      return tcpError(E_INVALID, `${command} insufficient number of params`);
+      return err(tcpError(E_INVALID, `${command} insufficient number of params`));
     }
     const topic = params[1];
     if (!isValidTopicName(topic)) {
-      return tcpError(E_BAD_TOPIC, `${command} topic name '${topic}' is not valid`);
+      return err(tcpError(E_BAD_TOPIC, `${command} topic name '${topic}' is not valid`));
     }
     // An empty channel (`REGISTER t  c` splits to "t", "", "c") means none, as in the reference.
     const channel = params.length >= 3 && params[2] !== "" ? params[2] : undefined;
     if (channel !== undefined && !isValidChannelName(channel)) {
-      return tcpError(E_BAD_CHANNEL, `${command} channel name '${channel}' is not valid`);
+      return err(tcpError(E_BAD_CHANNEL, `${command} channel name '${channel}' is not valid`));
     }
-    return { topic, channel };
+    return ok({ topic, channel });
   }
 
   #register(params: string[]): TcpError | undefined {
     const args = this.#topicAndChannel("REGISTER", params);
-    if ("kind" in args) return args;
+    if (!args.ok) return args.error;
     const peer = this.#peer!;
     const { registry } = this.#ctx;
-    const { topic, channel } = args;
+    const { topic, channel } = args.value;
     if (channel !== undefined && registry.registerChannel(peer, topic, channel)) {
       this.#logRegistration("REGISTER", "channel", topic, channel);
     }
@@ -399,10 +442,10 @@ export class LookupSession {
 
   #unregister(params: string[]): TcpError | undefined {
     const args = this.#topicAndChannel("UNREGISTER", params);
-    if ("kind" in args) return args;
+    if (!args.ok) return args.error;
     const { registry, logger, remoteAddress } = this.#ctx;
     const peerId = this.#peer!.id;
-    const { topic, channel } = args;
+    const { topic, channel } = args.value;
     if (channel !== undefined) {
       if (registry.unregisterChannel(peerId, topic, channel)) {
         this.#logRegistration("UNREGISTER", "channel", topic, channel);

@@ -1,31 +1,88 @@
-// The socket edge of the TCP protocol: accept loop, one read loop per
-// connection feeding a LookupSession, batched writes, and a sweeper that
-// closes connections that never sent their magic, went silent, or stopped
-// reading their responses.
+// The socket edge of the TCP protocol: admission on accept, one loop per
+// connection feeding a LookupSession in turns, batched writes, and a sweeper
+// that closes connections that never sent their magic, went silent, or
+// stopped reading their responses.
 //
-// Bounds on hostile clients: a connection is not read while a write to it is
-// pending (so one that never reads its responses holds at most one read's
-// worth of replies, and is closed after the write timeout); the read buffer
-// starts small and grows only for clients that fill it; the number of
-// connections is capped (below the descriptor limit, see daemon.ts); accept()
-// failures (EMFILE when descriptors run out) back off instead of spinning.
+// Staying available with one JavaScript thread:
+// - turns (turns.ts): each batch of at most COMMANDS_PER_TURN commands, and
+//   each disconnect's cleanup, runs as a unit of a shared scheduler, so a
+//   peer that pipelines without pause gets one batch per round and the event
+//   loop (other peers, timers, HTTP) runs every few milliseconds;
+// - back-pressure: a connection is not read again until the replies to its
+//   last batch are handed to the kernel, so one that never reads holds at
+//   most one batch of replies (PENDING_REPLY_BYTES_PER_CONNECTION) and is
+//   closed after the write timeout; all blocked writes together hold at most
+//   `maxPendingReplyBytes`, beyond which the longest-blocked is closed;
+// - admission (admission.ts): at the connection cap a newcomer replaces the
+//   longest-silent connection that never sent its magic, else one that never
+//   IDENTIFIED; identified peers are never displaced; one host holds at most
+//   `maxPerRemote` connections; the access-control hook (`admit`) refuses
+//   before anything is read, for the cost of the accept;
+// - the read buffer starts small and grows only for clients that fill it;
+//   accept() failures (EMFILE) back off instead of spinning.
 
 import { acceptLoop, closeQuietly } from "../gocompat/accept_loop.ts";
 import { formatNetAddr } from "../gocompat/address.ts";
 import { formatDuration } from "../gocompat/duration.ts";
-import { NOOP_TCP_OBSERVER, type TcpObserver } from "../ops/metrics.ts";
 import type { Logger } from "../ops/logger.ts";
 import type { Registry } from "../registry.ts";
-import { LookupSession } from "./protocol.ts";
+import {
+  type AdmissionLimits,
+  ConnectionTable,
+  defaultMaxPerHost,
+  hostKey,
+  type Standing,
+  type Tracked,
+} from "./admission.ts";
+import { NOOP_TCP_OBSERVER, type RefusalReason, type TcpObserver } from "./observer.ts";
+import { LookupSession, MAX_LINE_LENGTH } from "./protocol.ts";
+import { SchedulerClosedError, TurnScheduler } from "./turns.ts";
 
 export const MAGIC_TIMEOUT_MS = 10_000;
 /** How long a write may stay blocked on a client that does not read. */
 export const WRITE_TIMEOUT_MS = 10_000;
-/** First read buffer of a connection; doubled after each read that fills it. */
-export const MIN_READ_BUFFER_BYTES = 2 * 1024;
-/** Largest read buffer, so largest batch of replies pending for one connection. */
+/**
+ * First read buffer of a connection; doubled after each read that fills it.
+ * Small: a connection that has sent nothing (thousands of them, in an attack)
+ * pins this much outside the heap, and the runtime collects garbage more often
+ * the more it holds.
+ */
+export const MIN_READ_BUFFER_BYTES = 256;
+/** Largest read buffer. */
 export const MAX_READ_BUFFER_BYTES = 16 * 1024;
-/** First and last pause after a failed accept() (doubling), as Go's net/http does. */
+/** Commands executed per turn; the rest of a read waits for the connection's next turn. */
+export const COMMANDS_PER_TURN = 128;
+/**
+ * Most reply bytes one connection can have pending: a turn's replies (6-byte
+ * `OK` frames), or one error frame (which echoes at most a command line) or
+ * IDENTIFY reply, after which the connection closes or its turn ends.
+ */
+export const PENDING_REPLY_BYTES_PER_CONNECTION = COMMANDS_PER_TURN * 6 + MAX_LINE_LENGTH + 64;
+/**
+ * Default bound on reply bytes held by all writes in progress together; a write
+ * that would pass it closes the connection whose write has been blocked the longest.
+ */
+export const MAX_PENDING_REPLY_BYTES = 16 * 1024 * 1024;
+/**
+ * Evicted connections whose descriptor is not released yet (Deno frees it once
+ * the pending read is cancelled, on the next event-loop turn); while this many
+ * are pending, newcomers are refused instead, so descriptors stay within the cap.
+ */
+export const MAX_EVICTIONS_IN_FLIGHT = 32;
+/** At most this many connections are closed per sweep; the rest wait for the next one. */
+export const MAX_DROPS_PER_SWEEP = 1024;
+/** Per sweep, drops beyond this many are logged as one summary line. */
+const LOGGED_DROPS_PER_SWEEP = 16;
+/** Refusals and evictions are logged at most once per this interval (per reason). */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
+/** What the access-control policy answers for a refused client. */
+export interface Refusal {
+  /** A complete error frame (length prefix included), written before closing. */
+  frame: Uint8Array;
+  /** Why, for the rate-limited log line. */
+  reason: string;
+}
 
 export interface TcpServerOptions {
   listener: Deno.TcpListener;
@@ -43,85 +100,157 @@ export interface TcpServerOptions {
   sweepIntervalMs?: number;
   observer?: TcpObserver;
   /**
-   * Connections held at once; one more is accepted and closed at once (without
-   * a reply) so the process never runs out of descriptors. Default: no cap.
+   * Connections held at once (below the descriptor limit, see ops/limits.ts).
+   * At the cap a newcomer replaces a connection that has not proven itself
+   * (see admission.ts), else it is closed at once without a reply. Default: no cap.
    */
   maxConnections?: number;
-  /** Test hook: called with each session before its bytes are fed. */
-  onSession?: (session: LookupSession) => void;
-  /** Test hook: wraps listener.accept() (to inject accept failures). */
+  /**
+   * Connections one host (IPv4 address, IPv6 /64) may hold at once; a newcomer
+   * beyond it replaces that host's own longest-silent unidentified connection,
+   * else is closed. Default: 1/8 of `maxConnections`.
+   */
+  maxPerRemote?: number;
+  /** Reply bytes all blocked writes may hold together (default MAX_PENDING_REPLY_BYTES). */
+  maxPendingReplyBytes?: number;
+  /**
+   * Access control, asked first for every accepted connection: a refusal is
+   * written (without waiting on the peer), the connection closed and counted
+   * before anything is read from it.
+   */
+  admit?: (remote: Deno.NetAddr) => Refusal | undefined;
+  /** The scheduler connections take turns on; one is created when absent. */
+  turns?: TurnScheduler;
+  /** Wraps listener.accept() (to inject accept failures). */
   accept?: (listener: Deno.TcpListener) => Promise<Deno.TcpConn>;
-  /** Test hook: how the accept loop pauses after a failure (default setTimeout). */
+  /** How the accept loop pauses after a failure (default setTimeout). */
   sleep?: (ms: number) => Promise<void>;
 }
 
-/** One connection as seen by tests and diagnostics. */
-export interface ConnectionStats {
-  readonly remote: string;
-  /** Bytes read from the client so far. */
-  readonly bytesRead: number;
-  /** Bytes of replies handed to a write that has not completed. */
-  readonly writingBytes: number;
-  /** Unparsed bytes the session holds between reads. */
-  readonly bufferedBytes: number;
-  /** Size of the connection's read buffer. */
-  readonly readBufferBytes: number;
+/** Counters and gauges of the server, for metrics and diagnostics. */
+export interface TcpServerStats {
+  connections: number;
+  /** Open connections by how far they got: no magic, magic, IDENTIFY. */
+  byStanding: Record<Standing, number>;
+  /** Reply bytes handed to writes that have not completed. */
+  pendingReplyBytes: number;
+  /** Connections with a write in progress. */
+  blockedWrites: number;
+  /** Bytes read from all clients so far. */
+  bytesRead: number;
+  /** Connections refused at accept or evicted, by reason. */
+  refused: Record<RefusalReason, number>;
 }
 
-interface Connection {
+interface Connection extends Tracked {
   readonly conn: Deno.TcpConn;
   readonly remote: string;
   readonly session: LookupSession;
   readonly connectedAt: number;
-  lastRead: number;
   /** Clock time the pending write started, or undefined when not writing. */
   writingSince: number | undefined;
+  writingBytes: number;
   closeReason: string | undefined;
   /** Closed by the sweeper for silence: its producers are removed as idle, not disconnected. */
   idle: boolean;
-  bytesRead: number;
-  writingBytes: number;
-  readBufferBytes: number;
+  /** Closed to make room; counted in #evicting until its handler ends. */
+  evicted: boolean;
 }
 
 function defaultSweepInterval(idleTimeoutMs: number): number {
   return Math.min(1000, Math.max(10, idleTimeoutMs / 10));
 }
 
+/** At most one log line per interval; the line counts what was not logged. */
+class Throttle {
+  #last = -Infinity;
+  #since = 0;
+  constructor(readonly intervalMs: number) {}
+
+  /** The number of events since the last line if one may be logged now, else undefined. */
+  take(now: number): number | undefined {
+    this.#since++;
+    if (now - this.#last < this.intervalMs) return undefined;
+    this.#last = now;
+    const count = this.#since;
+    this.#since = 0;
+    return count;
+  }
+}
+
 export class TcpServer {
   readonly #options: TcpServerOptions;
   readonly #clock: () => number;
-  readonly #connections = new Set<Connection>();
+  readonly #observer: TcpObserver;
+  readonly #turns: TurnScheduler;
+  readonly #ownsTurns: boolean;
+  readonly #limits: AdmissionLimits;
+  readonly #maxPendingReplyBytes: number;
+  readonly #table = new ConnectionTable<Connection>();
+  readonly #blocked = new Set<Connection>();
   readonly #handlers = new Set<Promise<void>>();
+  readonly #refused: Record<RefusalReason, number> = {
+    admit: 0,
+    limit: 0,
+    per_remote: 0,
+    evicted: 0,
+  };
+  readonly #throttles: Record<RefusalReason, Throttle> = {
+    admit: new Throttle(REFUSAL_LOG_INTERVAL_MS),
+    limit: new Throttle(REFUSAL_LOG_INTERVAL_MS),
+    per_remote: new Throttle(REFUSAL_LOG_INTERVAL_MS),
+    evicted: new Throttle(REFUSAL_LOG_INTERVAL_MS),
+  };
+  #pendingReplyBytes = 0;
+  #bytesRead = 0;
+  #evicting = 0;
   #acceptLoop: Promise<void> | undefined;
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #closing = false;
-  #refused = 0;
   readonly addr: Deno.NetAddr;
 
   constructor(options: TcpServerOptions) {
     this.#options = options;
     this.#clock = options.clock ?? (() => performance.now());
+    this.#observer = options.observer ?? NOOP_TCP_OBSERVER;
+    this.#ownsTurns = options.turns === undefined;
+    this.#turns = options.turns ?? new TurnScheduler();
+    const maxConnections = options.maxConnections ?? Infinity;
+    this.#limits = {
+      maxConnections,
+      maxPerHost: options.maxPerRemote ?? defaultMaxPerHost(maxConnections),
+    };
+    this.#maxPendingReplyBytes = options.maxPendingReplyBytes ?? MAX_PENDING_REPLY_BYTES;
     this.addr = options.listener.addr;
   }
 
   get connectionCount(): number {
-    return this.#connections.size;
+    return this.#table.size;
   }
 
-  /** Connections closed on accept because `maxConnections` were open. */
+  /** Connections closed on accept: refused by the policy, by the cap or by the per-host share. */
   get refusedCount(): number {
-    return this.#refused;
+    return this.#refused.admit + this.#refused.limit + this.#refused.per_remote;
   }
 
-  connectionStats(): ConnectionStats[] {
-    return [...this.#connections].map((c) => ({
-      remote: c.remote,
-      bytesRead: c.bytesRead,
-      writingBytes: c.writingBytes,
-      bufferedBytes: c.session.bufferedBytes,
-      readBufferBytes: c.readBufferBytes,
-    }));
+  /** Connections closed to make room for a newcomer. */
+  get evictedCount(): number {
+    return this.#refused.evicted;
+  }
+
+  get stats(): TcpServerStats {
+    return {
+      connections: this.#table.size,
+      byStanding: {
+        silent: this.#table.count("silent"),
+        started: this.#table.count("started"),
+        identified: this.#table.count("identified"),
+      },
+      pendingReplyBytes: this.#pendingReplyBytes,
+      blockedWrites: this.#blocked.size,
+      bytesRead: this.#bytesRead,
+      refused: { ...this.#refused },
+    };
   }
 
   start(): void {
@@ -140,23 +269,32 @@ export class TcpServer {
     }
   }
 
-  /** Closes connections past their magic, idle or write deadline. */
+  /** Closes connections past their magic, idle or write deadline (at most MAX_DROPS_PER_SWEEP). */
   sweep(now: number = this.#clock()): void {
     const magicTimeout = this.#options.magicTimeoutMs ?? MAGIC_TIMEOUT_MS;
     const writeTimeout = this.#options.writeTimeoutMs ?? WRITE_TIMEOUT_MS;
     const idleTimeout = this.#options.idleTimeoutMs;
-    for (const connection of this.#connections) {
+    const drops: [Connection, string][] = [];
+    for (const connection of this.#connections()) {
+      if (drops.length >= MAX_DROPS_PER_SWEEP) break;
       if (connection.closeReason !== undefined) continue;
       if (!connection.session.started && now - connection.connectedAt > magicTimeout) {
-        this.#drop(connection, `no protocol magic within ${formatMs(magicTimeout)}`);
-      } else if (now - connection.lastRead > idleTimeout) {
+        drops.push([connection, `no protocol magic within ${formatMs(magicTimeout)}`]);
+      } else if (now - connection.lastActive > idleTimeout) {
         connection.idle = true;
-        this.#drop(connection, `no data for ${formatMs(idleTimeout)}`);
+        drops.push([connection, `no data for ${formatMs(idleTimeout)}`]);
       } else if (
         connection.writingSince !== undefined && now - connection.writingSince > writeTimeout
       ) {
-        this.#drop(connection, `responses unread for ${formatMs(writeTimeout)}`);
+        drops.push([connection, `responses unread for ${formatMs(writeTimeout)}`]);
       }
+    }
+    drops.forEach(([connection, reason], i) => this.#drop(connection, reason, i));
+    if (drops.length > LOGGED_DROPS_PER_SWEEP) {
+      this.#options.logger.warn(
+        `TCP: closed ${drops.length - LOGGED_DROPS_PER_SWEEP} more connections in this sweep ` +
+          `(first: ${drops[LOGGED_DROPS_PER_SWEEP][1]})`,
+      );
     }
   }
 
@@ -173,17 +311,24 @@ export class TcpServer {
     } catch {
       // already closed
     }
-    for (const connection of this.#connections) {
+    for (const connection of this.#connections()) {
       connection.closeReason ??= "shutdown";
       closeQuietly(connection.conn);
     }
+    // Waiting turns end now; each handler then cleans up directly.
+    if (this.#ownsTurns) this.#turns.close();
     await this.#acceptLoop;
     await Promise.all(this.#handlers);
   }
 
+  *#connections(): IterableIterator<Connection> {
+    for (const standing of ["silent", "started", "identified"] as const) {
+      yield* this.#table.entries(standing);
+    }
+  }
+
   #accept(): Promise<void> {
     const { listener, logger } = this.#options;
-    const maxConnections = this.#options.maxConnections ?? Infinity;
     return acceptLoop({
       listener,
       label: "TCP",
@@ -191,35 +336,111 @@ export class TcpServer {
       accepting: () => !this.#closing,
       accept: this.#options.accept,
       sleep: this.#options.sleep,
-      take: (conn) => {
-        if (this.#connections.size >= maxConnections) {
-          if (this.#refused++ % 1000 === 0) {
-            logger.warn(
-              `TCP: ${this.#connections.size} connections open (the limit): closing new client(${
-                formatNetAddr(conn.remoteAddr)
-              }) (${this.#refused} refused so far)`,
-            );
-          }
-          closeQuietly(conn);
-          return;
-        }
-        const handler = this.#handle(conn);
-        this.#handlers.add(handler);
-        handler.finally(() => this.#handlers.delete(handler));
-      },
+      take: (conn) => this.#take(conn),
+      // Accepting is a turn too: a connection storm cannot hold the event loop.
+      pace: () => this.#turns.run(ignore).catch(ignore),
     });
   }
 
-  #drop(connection: Connection, reason: string): void {
+  #take(conn: Deno.TcpConn): void {
+    const remoteAddr = conn.remoteAddr;
+    const refusal = this.#options.admit?.(remoteAddr);
+    if (refusal !== undefined) {
+      const refusing = refuse(conn, refusal.frame);
+      this.#handlers.add(refusing);
+      refusing.finally(() => this.#handlers.delete(refusing));
+      this.#count(
+        "admit",
+        () => `refused client(${formatNetAddr(remoteAddr)}) - ${refusal.reason}`,
+      );
+      return;
+    }
+    const host = hostKey(remoteAddr.hostname);
+    let decision = this.#table.admit(host, this.#limits);
+    if (decision.kind === "evict" && this.#evicting >= MAX_EVICTIONS_IN_FLIGHT) {
+      decision = { kind: "refuse", reason: decision.reason };
+    }
+    if (decision.kind === "refuse") {
+      closeQuietly(conn);
+      this.#count(decision.reason, () => this.#refusalText(decision.reason, remoteAddr, host));
+      return;
+    }
+    if (decision.kind === "evict") {
+      const { victim, reason } = decision;
+      victim.closeReason = `evicted to admit a new client (${reason})`;
+      victim.evicted = true;
+      this.#evicting++;
+      this.#table.remove(victim);
+      closeQuietly(victim.conn);
+      this.#count(
+        "evicted",
+        () =>
+          `closing client(${victim.remote}) (${
+            victim.standing === "silent" ? "no magic" : "not identified"
+          }, ` +
+          `idle ${formatMs(this.#clock() - victim.lastActive)}) to admit client(${
+            formatNetAddr(remoteAddr)
+          }) (${
+            reason === "limit"
+              ? `${this.#limits.maxConnections} connections open`
+              : `host ${host} at its share of ${this.#limits.maxPerHost}`
+          })`,
+      );
+    }
+    const handler = this.#handle(conn, host);
+    this.#handlers.add(handler);
+    handler.finally(() => this.#handlers.delete(handler));
+  }
+
+  #refusalText(reason: RefusalReason, remoteAddr: Deno.NetAddr, host: string): string {
+    const client = `client(${formatNetAddr(remoteAddr)})`;
+    return reason === "limit"
+      ? `${this.#table.size} connections open (the limit), none replaceable: closing new ${client}`
+      : `host ${host} holds ${
+        this.#table.countForHost(host)
+      } connections (its share), none replaceable: closing new ${client}`;
+  }
+
+  /** Counts a refusal or eviction; logs at most one line per interval and reason. */
+  #count(reason: RefusalReason, text: () => string): void {
+    this.#refused[reason]++;
+    this.#observer.connectionRefused?.(reason);
+    const since = this.#throttles[reason].take(this.#clock());
+    if (since === undefined) return;
+    const total = this.#refused[reason];
+    this.#options.logger.warn(
+      `TCP: ${text()} (${total} ${reason === "evicted" ? "evicted" : "refused"} so far` +
+        `${since > 1 ? `, ${since - 1} not logged` : ""})`,
+    );
+  }
+
+  #drop(connection: Connection, reason: string, index: number): void {
     connection.closeReason = reason;
-    this.#options.logger.warn(`CLIENT(${connection.remote}): closing connection - ${reason}`, {
-      client: connection.remote,
-      reason,
-    });
+    if (index < LOGGED_DROPS_PER_SWEEP) {
+      this.#options.logger.warn(`CLIENT(${connection.remote}): closing connection - ${reason}`, {
+        client: connection.remote,
+        reason,
+      });
+    }
     closeQuietly(connection.conn);
   }
 
-  async #handle(conn: Deno.TcpConn): Promise<void> {
+  /** Runs a unit of protocol work in a turn and records how far the client got. */
+  #step(connection: Connection, work: () => boolean): Promise<boolean> {
+    return this.#turns.run(() => {
+      const mustClose = work();
+      const { session } = connection;
+      if (connection.standing === "silent" && session.started) {
+        this.#table.promote(connection, "started");
+      }
+      if (connection.standing !== "identified" && session.peer !== undefined) {
+        this.#table.promote(connection, "identified");
+      }
+      return mustClose;
+    });
+  }
+
+  async #handle(conn: Deno.TcpConn, host: string): Promise<void> {
     const { logger, registry, maxIdentifySize, identifyResponse } = this.#options;
     const remote = formatNetAddr(conn.remoteAddr);
     try {
@@ -227,75 +448,107 @@ export class TcpServer {
     } catch {
       // the peer may already be gone
     }
-    logger.info(`TCP: new client(${remote})`, { client: remote });
-    const observer = this.#options.observer ?? NOOP_TCP_OBSERVER;
-    observer.connectionAccepted();
+    // Guarded: at the default level of production setups this line is off, and
+    // a connection storm should not build it for nothing.
+    if (logger.enabled("info")) logger.info(`TCP: new client(${remote})`, { client: remote });
+    this.#observer.connectionAccepted();
     const session = new LookupSession({
       registry,
       logger,
       remoteAddress: remote,
       maxIdentifySize,
       identifyResponse,
-      observer,
+      observer: this.#observer,
     });
     const now = this.#clock();
     const connection: Connection = {
       conn,
       remote,
+      host,
+      standing: "silent",
+      lastActive: now,
       session,
       connectedAt: now,
-      lastRead: now,
       writingSince: undefined,
+      writingBytes: 0,
       closeReason: undefined,
       idle: false,
-      bytesRead: 0,
-      writingBytes: 0,
-      readBufferBytes: MIN_READ_BUFFER_BYTES,
+      evicted: false,
     };
-    this.#connections.add(connection);
+    this.#table.add(connection);
     // Small at first: thousands of mostly idle producers should not each pin 16 KiB.
     let buffer = new Uint8Array(MIN_READ_BUFFER_BYTES);
     const out: Uint8Array[] = [];
     try {
-      this.#options.onSession?.(session);
       while (connection.closeReason === undefined) {
-        let n: number | null;
-        try {
-          n = await conn.read(buffer);
-        } catch (error) {
-          if (connection.closeReason === undefined && !isDisconnect(error)) {
-            logger.error(`client(${remote}) - ${String(error)}`, { client: remote });
+        let mustClose: boolean;
+        if (session.hasPendingWork) {
+          mustClose = await this.#step(connection, () => session.resume(out, COMMANDS_PER_TURN));
+        } else {
+          let n: number | null;
+          try {
+            n = await conn.read(buffer);
+          } catch (error) {
+            if (connection.closeReason === undefined && !isDisconnect(error)) {
+              logger.error(`client(${remote}) - ${String(error)}`, { client: remote });
+            }
+            break;
           }
-          break;
+          if (n === null) {
+            await this.#step(connection, () => {
+              session.finish(out);
+              return true;
+            });
+            await this.#write(connection, out);
+            break;
+          }
+          this.#bytesRead += n;
+          this.#table.touch(connection, this.#clock());
+          const chunk = buffer.subarray(0, n);
+          // The session copies what it does not execute now, so the buffer can be reused.
+          mustClose = await this.#step(
+            connection,
+            () => session.feed(chunk, out, COMMANDS_PER_TURN),
+          );
+          if (n === buffer.length && buffer.length < MAX_READ_BUFFER_BYTES) {
+            buffer = new Uint8Array(buffer.length * 2);
+          }
         }
-        if (n === null) {
-          session.finish(out);
-          await this.#write(connection, out);
-          break;
-        }
-        connection.lastRead = this.#clock();
-        connection.bytesRead += n;
-        const mustClose = session.feed(buffer.subarray(0, n), out);
         // Not reading again until the replies are written is the back-pressure:
-        // a client that does not read can make us hold one read's replies, no more.
+        // a client that does not read can make us hold one turn's replies, no more.
         await this.#write(connection, out);
         if (mustClose) break;
-        if (n === buffer.length && buffer.length < MAX_READ_BUFFER_BYTES) {
-          buffer = new Uint8Array(buffer.length * 2);
-          connection.readBufferBytes = buffer.length;
-        }
       }
     } catch (error) {
       // A bug in one connection's handling closes that connection only.
-      logger.error(`client(${remote}) - internal error: ${String(error)}`, { client: remote });
-    } finally {
-      this.#connections.delete(connection);
-      closeQuietly(conn);
-      try {
-        session.close(connection.idle ? "idle_timeout" : "disconnect");
-      } catch (error) {
-        logger.error(`client(${remote}) - cleanup failed: ${String(error)}`, { client: remote });
+      if (!(error instanceof SchedulerClosedError)) {
+        logger.error(`client(${remote}) - internal error: ${String(error)}`, { client: remote });
       }
+    } finally {
+      this.#table.remove(connection);
+      closeQuietly(conn);
+      // The pending read has ended, so the descriptor is released.
+      if (connection.evicted) this.#evicting--;
+      await this.#cleanUp(connection);
+    }
+  }
+
+  /** The peer leaves its registrations, in a turn of its own (a large one is a big unit). */
+  async #cleanUp(connection: Connection): Promise<void> {
+    const reason = connection.idle ? "idle_timeout" : "disconnect";
+    const close = (): void => connection.session.close(reason);
+    try {
+      await this.#turns.run(close).catch((error) => {
+        if (error instanceof SchedulerClosedError) close();
+        else throw error;
+      });
+    } catch (error) {
+      this.#options.logger.error(
+        `client(${connection.remote}) - cleanup failed: ${String(error)}`,
+        {
+          client: connection.remote,
+        },
+      );
     }
   }
 
@@ -316,13 +569,16 @@ export class TcpServer {
       }
     }
     out.length = 0;
+    if (connection.closeReason !== undefined) return;
+    // The whole batch is held until its write completes (a partial write keeps
+    // the buffer alive), so that is what counts against the process-wide bound.
     connection.writingSince = this.#clock();
+    connection.writingBytes = bytes.length;
+    this.#pendingReplyBytes += bytes.length;
+    if (this.#pendingReplyBytes > this.#maxPendingReplyBytes) this.#shedBlockedWriter();
+    this.#blocked.add(connection);
     try {
-      while (bytes.length > 0) {
-        connection.writingBytes = bytes.length;
-        const written = await connection.conn.write(bytes);
-        bytes = bytes.subarray(written);
-      }
+      while (bytes.length > 0) bytes = bytes.subarray(await connection.conn.write(bytes));
     } catch (error) {
       if (connection.closeReason === undefined && !isDisconnect(error)) {
         this.#options.logger.error(`client(${connection.remote}) - ${String(error)}`, {
@@ -331,10 +587,42 @@ export class TcpServer {
       }
       connection.closeReason ??= "write failed";
     } finally {
+      this.#pendingReplyBytes -= connection.writingBytes;
+      this.#blocked.delete(connection);
       connection.writingSince = undefined;
       connection.writingBytes = 0;
     }
   }
+
+  /** Over the process-wide reply budget: the connection blocked the longest goes (not the one starting). */
+  #shedBlockedWriter(): void {
+    let oldest: Connection | undefined;
+    for (const connection of this.#blocked) {
+      if (connection.closeReason !== undefined) continue;
+      if (oldest === undefined || connection.writingSince! < oldest.writingSince!) {
+        oldest = connection;
+      }
+    }
+    if (oldest === undefined) return;
+    this.#drop(
+      oldest,
+      `responses unread while ${this.#pendingReplyBytes} reply bytes are pending (the limit is ${this.#maxPendingReplyBytes})`,
+      0,
+    );
+  }
+}
+
+function ignore(): void {}
+
+/**
+ * Writes `frame` and closes, without reading and without making the accept
+ * loop wait: a fresh socket's send buffer takes a short frame at once, so the
+ * write completes on the next turn of the event loop whatever the peer does.
+ * (Closing right after calling write() would drop the frame: the write is an
+ * op that has not run yet.)
+ */
+function refuse(conn: Deno.TcpConn, frame: Uint8Array): Promise<void> {
+  return conn.write(frame).then(ignore, ignore).finally(() => closeQuietly(conn));
 }
 
 function isDisconnect(error: unknown): boolean {

@@ -7,11 +7,12 @@ import {
   connectionLimits,
   DEFAULT_DESCRIPTORS_NEEDED,
   openFilesLimit,
+  probeDescriptorHeadroom,
 } from "../../src/ops/limits.ts";
-import { Registry } from "../../src/registry.ts";
-import type { LookupSession } from "../../src/tcp/protocol.ts";
+import { type PeerInfo, Registry, type RemovedMembership } from "../../src/registry.ts";
 import { ACCEPT_BACKOFF_MAX_MS, ACCEPT_BACKOFF_MIN_MS } from "../../src/gocompat/accept_loop.ts";
 import { TcpServer } from "../../src/tcp/server.ts";
+import { writeAll } from "../support/harness.ts";
 import {
   type BareTcpServer,
   captureLogger,
@@ -30,7 +31,6 @@ import {
 } from "../support/helpers.ts";
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 function metric(text: string, series: string): number {
   const line = text.split("\n").find((l) => l.startsWith(series + " "));
@@ -75,35 +75,41 @@ Deno.test("a producer that stops sending without closing is removed by the daemo
   );
 });
 
-/** A TcpServer whose sessions can be made to throw, with captured logs. */
-function startFaultyServer(): BareTcpServer {
-  return startTcpServer({
-    logLevel: "warn",
-    server: {
-      // Fault injection: a line containing BOOM makes feed() throw (after the lines
-      // before it took effect); one containing CLEANUP makes close() throw as well.
-      onSession: (session: LookupSession) => {
-        const feed = session.feed.bind(session);
-        const close = session.close.bind(session);
-        let failCleanup = false;
-        session.feed = (chunk, out) => {
-          const text = decoder.decode(chunk);
-          if (text.includes("CLEANUP")) failCleanup = true;
-          const result = feed(chunk.subarray(0, Math.max(0, text.indexOf("BOOM"))), out);
-          if (text.includes("BOOM")) throw new Error("injected fault");
-          return feed(chunk, out) || result;
-        };
-        session.close = (reason) => {
-          close(reason);
-          if (failCleanup) throw new Error("injected cleanup fault");
-        };
-      },
-    },
+/**
+ * A registry that fails like a bug would: registering topic BOOM throws, and
+ * so does removing a peer that registered topic CLEANUP.
+ */
+class FaultyRegistry extends Registry {
+  readonly #failCleanup = new Set<string>();
+
+  override registerTopic(peer: PeerInfo, topic: string): boolean {
+    if (topic === "BOOM") throw new Error("injected fault");
+    if (topic === "CLEANUP") this.#failCleanup.add(peer.id);
+    return super.registerTopic(peer, topic);
+  }
+
+  override removePeer(peerId: string): RemovedMembership[] {
+    const removed = super.removePeer(peerId);
+    if (this.#failCleanup.has(peerId)) throw new Error("injected cleanup fault");
+    return removed;
+  }
+}
+
+/** A TcpServer over a FaultyRegistry, with captured logs. */
+function startFaultyServer(): BareTcpServer & { faulty: FaultyRegistry } {
+  const faulty = new FaultyRegistry({
+    now: Date.now,
+    inactiveProducerTimeoutMs: 300_000,
+    tombstoneLifetimeMs: 45_000,
+  });
+  return Object.assign(startTcpServer({ logLevel: "warn", server: { registry: faulty } }), {
+    faulty,
   });
 }
 
 Deno.test("an exception inside one connection's handling closes that connection only", async () => {
-  await using s = startFaultyServer();
+  await using server = startFaultyServer();
+  const s = { ...server, registry: server.faulty };
   const others: TcpClient[] = [];
   for (let i = 0; i < 5; i++) {
     const client = await s.connect();
@@ -114,7 +120,7 @@ Deno.test("an exception inside one connection's handling closes that connection 
   const victim = await s.connect();
   await victim.identify(peerBody({ broadcast_address: "victim" }));
   assert.equal(await victim.command("REGISTER t"), "OK");
-  await victim.send("REGISTER u\nBOOM\n");
+  await victim.send("REGISTER u\nREGISTER BOOM\n");
   await withTimeout(victim.expectClosed(), 5_000, "the victim to be closed");
   await eventually(() => s.registry.membershipsOf(victim.localAddress).length === 0);
   assert.ok(
@@ -126,7 +132,8 @@ Deno.test("an exception inside one connection's handling closes that connection 
   // A fault in the cleanup itself is contained too.
   const second = await s.connect();
   await second.identify(peerBody({ broadcast_address: "second" }));
-  await second.send("CLEANUP BOOM\n");
+  assert.equal(await second.command("REGISTER CLEANUP"), "OK");
+  await second.send("REGISTER BOOM\n");
   await withTimeout(second.expectClosed(), 5_000, "the second victim to be closed");
   await eventually(() =>
     s.logs.some((l) => l.includes("cleanup failed: Error: injected cleanup fault"))
@@ -268,9 +275,48 @@ Deno.test("the connection caps fit the descriptor limit: defaults when unknown o
   );
 });
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  while (bytes.length > 0) bytes = bytes.subarray(await conn.write(bytes));
-}
+Deno.test("where /proc/self/limits is refused, the limit is the headroom measured by opening descriptors", () => {
+  const refused = (): string => {
+    throw new Deno.errors.NotCapable("Requires all access");
+  };
+  // The probe is asked for just enough for the defaults, no more.
+  const asked: number[] = [];
+  assert.equal(
+    openFilesLimit({ read: refused, probe: (enough) => (asked.push(enough), 300), os: "linux" }),
+    300,
+  );
+  assert.deepEqual(asked, [DEFAULT_DESCRIPTORS_NEEDED]);
+  const { tcp, http } = connectionLimits(300);
+  assert.ok(tcp + http + 64 <= 300);
+  // /proc wins when readable; Windows has no such limit to measure.
+  assert.equal(
+    openFilesLimit({ read: () => "Max open files 2048 4096 files\n", probe: () => 1, os: "linux" }),
+    2048,
+  );
+  assert.equal(openFilesLimit({ read: refused, probe: () => 1, os: "windows" }), undefined);
+});
+
+Deno.test("the headroom probe stops at EMFILE, closes everything it opened, and stops at enough", () => {
+  let open = 0;
+  let closed = 0;
+  const file = (): { close(): void } => {
+    if (open - closed >= 37) throw new Error("Too many open files (os error 24)");
+    open++;
+    return { close: () => void closed++ };
+  };
+  assert.equal(probeDescriptorHeadroom(1000, file), 37);
+  assert.equal(closed, open);
+  assert.equal(probeDescriptorHeadroom(10, file), 10);
+  assert.equal(closed, open);
+  assert.equal(
+    probeDescriptorHeadroom(10, () => {
+      throw new Deno.errors.NotFound("/dev/null");
+    }),
+    undefined,
+  );
+  // The real probe: this process can open at least a few descriptors.
+  assert.equal(probeDescriptorHeadroom(8), 8);
+});
 
 /** spawnDaemon on ports picked here, so that the log level may hide the listening lines. */
 function spawnWithPorts(args: string[]): ReturnType<typeof spawnDaemon> {
@@ -293,8 +339,8 @@ Deno.test({
     const tcp = freePort();
     const http = freePort();
     // Deno cannot lower (or raise) RLIMIT_NOFILE itself: bash's ulimit does, before exec.
-    // --allow-all: Deno's sandbox refuses /proc/self/limits otherwise, and the daemon
-    // then assumes the default caps fit (limits.ts), which 128 descriptors do not.
+    // The documented permissions only: the sandbox refuses /proc/self/limits, so the
+    // daemon measures its headroom (limits.ts) and sizes its caps to 128 descriptors.
     const child = new Deno.Command("bash", {
       args: [
         "-c",
@@ -302,7 +348,9 @@ Deno.test({
         "bash",
         Deno.execPath(),
         "run",
-        "--allow-all",
+        "--allow-net",
+        "--allow-read",
+        "--allow-sys=hostname",
         MAIN_PATH,
         `--tcp-address=127.0.0.1:${tcp}`,
         `--http-address=127.0.0.1:${http}`,
@@ -369,4 +417,88 @@ Deno.test({
     assert.equal(status.code, 0, text);
     assert.doesNotMatch(text, /Uncaught|panicked|Too many open files/, text);
   },
+});
+
+/** Whether a listener on 127.0.0.1:9229 (the inspector's port) belongs to `pid`. */
+async function debuggerOf(pid: number): Promise<string | undefined> {
+  try {
+    const res = await fetch("http://127.0.0.1:9229/json/list", {
+      signal: AbortSignal.timeout(2_000),
+    });
+    const text = await res.text();
+    return text.includes(`[pid: ${pid}]`) ? text : undefined;
+  } catch {
+    return undefined; // nothing listens there
+  }
+}
+
+Deno.test({
+  name:
+    "signals that would kill a Deno process leave the daemon serving, and SIGUSR1 opens no debugger",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    await using daemon = await spawnDaemon([
+      "--tcp-address=127.0.0.1:0",
+      "--http-address=127.0.0.1:0",
+    ]);
+    const { pid } = daemon.child;
+    // At once after the listening lines: the runtime's own SIGUSR1 hook is not set up yet.
+    Deno.kill(pid, "SIGUSR1");
+    await sleep(800);
+    for (
+      const signal of [
+        "SIGUSR1",
+        "SIGUSR2",
+        "SIGALRM",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGXCPU",
+        "SIGIO",
+        "SIGHUP",
+        "SIGPIPE",
+      ] as const
+    ) {
+      Deno.kill(pid, signal);
+      await sleep(50);
+    }
+    await sleep(300);
+    const res = await fetch(`http://127.0.0.1:${daemon.httpPort}/ping`);
+    assert.equal(await res.text(), "OK", daemon.lines.join("\n"));
+    const client = await TcpClient.connect(daemon.tcpPort);
+    await client.identify(peerBody());
+    assert.equal(await client.command("PING"), "OK");
+    client.close();
+    const banner = daemon.lines.find((l) => l.includes("Debugger listening"));
+    const listed = await debuggerOf(pid);
+    assert.ok(
+      banner === undefined && listed === undefined,
+      `the runtime (Deno ${Deno.version.deno}) opened a debugger on SIGUSR1: ${banner ?? listed}`,
+    );
+    const stopped = await daemon.stop("SIGTERM");
+    assert.equal(stopped.code, 0, stopped.lines.join("\n"));
+  },
+});
+
+Deno.test("SIGTERM while answers are blocked on clients that do not read exits 0 within 5 s", async () => {
+  await using daemon = await spawnWithPorts(["--log-level=warn"]);
+  // Clients pipelining 100,000 requests each and reading nothing: once the socket
+  // buffers are full the daemon's writes to them block, so the HTTP shutdown would
+  // wait its whole 5 s grace for them; the hard deadline ends the process before.
+  const request = encoder.encode("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n".repeat(100_000));
+  const clients: Deno.TcpConn[] = [];
+  const sending: Promise<void>[] = [];
+  for (let i = 0; i < 5; i++) {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: daemon.httpPort });
+    sending.push(writeAll(conn, request).catch(() => {}));
+    clients.push(conn);
+  }
+  await sleep(1_500);
+  // Still serving meanwhile.
+  const res = await fetch(`http://127.0.0.1:${daemon.httpPort}/ping`);
+  assert.equal(await res.text(), "OK");
+  const stopped = await daemon.stop("SIGTERM", 10_000);
+  for (const conn of clients) conn.close();
+  await Promise.all(sending);
+  assert.equal(stopped.code, 0, stopped.lines.join("\n"));
+  assert.ok(stopped.elapsedMs < 5_000, `exited ${stopped.elapsedMs.toFixed(0)} ms after SIGTERM`);
 });

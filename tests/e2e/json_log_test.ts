@@ -411,10 +411,12 @@ Deno.test("json logs: fields never replace time, level or msg", () => {
     formatJsonLine(ms, "warn", "m", { time: "x", level: "y", msg: "z", a: 1, b: true, c: "s" }),
     '{"time":"2026-11-22T07:02:03.123456Z","level":"warn","msg":"m","a":1,"b":true,"c":"s"}',
   );
+  // A quote is JSON-escaped; control characters are first escaped for the log (as in the
+  // text format), so the decoded msg shows `\n` and `\x01`, never a raw line break.
   assert.equal(
     formatJsonLine(ms, "info", 'q"\n\u0001'),
     `{"time":"2026-11-22T07:02:03.123456Z",` +
-      `"level":"info","msg":"q\\"\\n\\u0001"}`,
+      `"level":"info","msg":"q\\"\\\\n\\\\x01"}`,
   );
 });
 
@@ -551,4 +553,89 @@ Deno.test("main.ts without --log-format: every stderr line is the reference's te
   );
   assert.ok(stopped.lines.some((line) => expected.test(line)), stopped.lines.join("\n"));
   assert.ok(!stopped.lines.some((line) => line.includes('"msg"')));
+});
+
+// ---- what clients send cannot forge or hide lines ----
+
+const FORGED = "[nsqlookupd] 2026/01/01 00:00:00.000000 INFO: forged";
+
+/** Traffic carrying line breaks and terminal controls wherever a client can put them. */
+async function hostileDrive(tcpPort: number, httpPort: number): Promise<void> {
+  const url = `http://127.0.0.1:${httpPort}`;
+  for (
+    const path of [
+      `/ping%0a${encodeURIComponent(FORGED)}`,
+      `/nope%0d%0a${encodeURIComponent(FORGED)}`,
+      "/lookup?topic=%E2%80%A8x%C2%85y%1B%5B31m",
+      `/%E2%80%AEdesrever`,
+    ]
+  ) {
+    const res = await fetch(url + path);
+    await res.body?.cancel();
+  }
+  const client = await TcpClient.connect(tcpPort);
+  try {
+    await client.identify(peerBody({
+      broadcast_address: `a\n${FORGED}`,
+      hostname: "h\r\u2028\u2029\x1b[2J",
+      version: "1.3.0\u0085",
+    }));
+    assert.match(await client.command(`REGISTER t\r${FORGED}`), /^E_BAD_TOPIC/);
+  } finally {
+    client.close();
+  }
+}
+
+Deno.test("main.ts: line breaks and terminal controls sent by clients are escaped, never a new line (text format)", async () => {
+  await using daemon = await spawnDaemon([
+    "--tcp-address=127.0.0.1:0",
+    "--http-address=127.0.0.1:0",
+  ]);
+  await hostileDrive(daemon.tcpPort, daemon.httpPort);
+  await daemon.waitForLine(/ ERROR: \[127\.0\.0\.1:\d+\] - E_BAD_TOPIC /);
+  const stopped = await daemon.stop("SIGTERM");
+  assert.equal(stopped.code, 0);
+  for (const line of stopped.lines) {
+    assert.match(line, TEXT_LINE);
+    // deno-lint-ignore no-control-regex
+    assert.doesNotMatch(line, /[\x00-\x1f\x7f-\x9f\u2028\u2029\u202e]/, JSON.stringify(line));
+  }
+  assert.ok(!stopped.lines.some((l) => l.startsWith(FORGED)));
+  // The escapes are there to read: the IDENTIFY line shows the client's newline as \n.
+  assert.ok(
+    stopped.lines.some((l) => l.includes(`IDENTIFY Address:a\\n${FORGED} TCP:4150`)),
+    stopped.lines.join("\n"),
+  );
+});
+
+Deno.test("main.ts --log-format=json: line breaks and controls sent by clients are escaped in msg and fields", async () => {
+  const tcp = freePort();
+  const http = freePort();
+  await using daemon = await spawnDaemon([
+    "--log-format=json",
+    `--tcp-address=127.0.0.1:${tcp}`,
+    `--http-address=127.0.0.1:${http}`,
+  ], { ports: { tcp, http } });
+  await hostileDrive(tcp, http);
+  await daemon.waitForLine(/"code":"E_BAD_TOPIC"/);
+  const stopped = await daemon.stop("SIGTERM");
+  assert.equal(stopped.code, 0);
+  const records = allJson(stopped.lines);
+  for (const line of stopped.lines) assert.doesNotMatch(line, /[\u2028\u2029\x85]/);
+  for (const record of records) {
+    for (const value of Object.values(record)) {
+      if (typeof value === "string") {
+        // deno-lint-ignore no-control-regex
+        assert.doesNotMatch(
+          value,
+          /[\x00-\x1f\x7f-\x9f\u2028\u2029\u202e]/,
+          JSON.stringify(record),
+        );
+      }
+    }
+  }
+  const identify = records.find((r) => String(r.msg).includes("IDENTIFY Address:"));
+  assert.ok(identify, stopped.lines.join("\n"));
+  assert.equal(identify.broadcast_address, `a\\n${FORGED}`);
+  assert.equal(identify.version, "1.3.0\\x85");
 });

@@ -1,13 +1,40 @@
-// src/signals.ts: which signals mean "shut down" per OS, and the guard that
-// keeps one unregistrable signal (SIGTERM on Windows) from breaking startup.
+// src/ops/signals.ts: which signals shut the daemon down and which it ignores
+// per OS, the hard deadline on shutdown, the one log line per ignored signal,
+// and the guard that keeps an unregistrable signal from breaking startup.
 
 import assert from "node:assert/strict";
-import { onShutdownSignal, shutdownSignals, type SignalApi } from "../../../src/ops/signals.ts";
+import {
+  ignoredSignals,
+  installSignalHandlers,
+  onShutdownSignal,
+  SHUTDOWN_DEADLINE_MS,
+  shutdownSignals,
+  type SignalApi,
+  type SignalHandling,
+  sigusr1OpensInspector,
+} from "../../../src/ops/signals.ts";
+import { captureLogger } from "../../support/helpers.ts";
 
-Deno.test("signals: Windows uses Ctrl-C and Ctrl-Break, Unix SIGINT and SIGTERM", () => {
+Deno.test("signals: Windows shuts down on Ctrl-C and Ctrl-Break, Unix on SIGINT and SIGTERM", () => {
   assert.deepEqual(shutdownSignals("windows"), ["SIGINT", "SIGBREAK"]);
   assert.deepEqual(shutdownSignals("linux"), ["SIGINT", "SIGTERM"]);
   assert.deepEqual(shutdownSignals("darwin"), ["SIGINT", "SIGTERM"]);
+});
+
+Deno.test("signals: on Unix every signal that would kill the daemon unasked is ignored, SIGUSR1 included", () => {
+  const expected = [
+    "SIGHUP",
+    "SIGUSR1",
+    "SIGUSR2",
+    "SIGALRM",
+    "SIGVTALRM",
+    "SIGPROF",
+    "SIGXCPU",
+    "SIGIO",
+  ];
+  assert.deepEqual(ignoredSignals("linux"), expected);
+  assert.deepEqual(ignoredSignals("darwin"), expected);
+  assert.deepEqual(ignoredSignals("windows"), []);
 });
 
 /** Records handlers; `refuse` lists signals whose registration throws, as Deno's does. */
@@ -30,20 +57,125 @@ function fakeApi(refuse: Deno.Signal[] = []): SignalApi & {
   };
 }
 
+interface Installed {
+  api: ReturnType<typeof fakeApi>;
+  logs: string[];
+  fired: Deno.Signal[];
+  exits: number[];
+  timers: { fn: () => void; ms: number }[];
+  handling: SignalHandling;
+  send(signal: Deno.Signal): void;
+}
+
+/** installSignalHandlers with fakes for everything that touches the process. */
+function install(os: typeof Deno.build.os, options: {
+  refuse?: Deno.Signal[];
+  onShutdown?: (signal: Deno.Signal) => unknown;
+  denoVersion?: string;
+} = {}): Installed {
+  const api = fakeApi(options.refuse);
+  const { logger, logs } = captureLogger();
+  const fired: Deno.Signal[] = [];
+  const exits: number[] = [];
+  const timers: { fn: () => void; ms: number }[] = [];
+  const handling = installSignalHandlers({
+    os,
+    api,
+    logger,
+    denoVersion: options.denoVersion ?? "2.9.1",
+    onShutdown: options.onShutdown ?? ((signal) => void fired.push(signal)),
+    exit: (code) => void exits.push(code),
+    setTimer: (fn, ms) => void timers.push({ fn, ms }),
+  });
+  const send = (signal: Deno.Signal): void => api.handlers.get(signal)?.();
+  return { api, logs, fired, exits, timers, handling, send };
+}
+
 for (const os of ["windows", "linux", "darwin"] as const) {
-  Deno.test(`signals: ${os} hooks both signals; the first one fires the callback once`, () => {
-    const api = fakeApi();
-    const fired: Deno.Signal[] = [];
-    const hooked = onShutdownSignal((signal) => fired.push(signal), os, api);
-    assert.deepEqual(hooked, shutdownSignals(os));
-    assert.deepEqual([...api.handlers.keys()], shutdownSignals(os));
+  Deno.test(`signals: on ${os} the first shutdown signal starts the shutdown, once`, () => {
+    const h = install(os);
+    assert.deepEqual(h.handling.shutdown, shutdownSignals(os));
+    assert.deepEqual(h.handling.ignored, ignoredSignals(os));
+    assert.deepEqual([...h.api.handlers.keys()], [...shutdownSignals(os), ...ignoredSignals(os)]);
     const [first, second] = shutdownSignals(os);
-    api.handlers.get(second)?.();
-    api.handlers.get(first)?.();
-    api.handlers.get(second)?.();
-    assert.deepEqual(fired, [second]);
+    h.send(second);
+    h.send(first);
+    h.send(second);
+    assert.deepEqual(h.fired, [second]);
+    assert.equal(h.timers.length, 1, "one deadline");
   });
 }
+
+Deno.test("signals: a shutdown still running at the deadline exits 0 anyway, with a warning", () => {
+  const h = install("linux", { onShutdown: () => new Promise(() => {}) });
+  h.send("SIGTERM");
+  assert.deepEqual(h.exits, []);
+  assert.equal(h.timers[0].ms, SHUTDOWN_DEADLINE_MS);
+  assert.ok(SHUTDOWN_DEADLINE_MS < 5_000, "within the README's 5 s");
+  h.timers[0].fn();
+  assert.deepEqual(h.exits, [0]);
+  assert.ok(
+    h.logs.includes(
+      `WARNING: SIGTERM: shutdown not finished after ${SHUTDOWN_DEADLINE_MS}ms - exiting now`,
+    ),
+    h.logs.join("\n"),
+  );
+});
+
+Deno.test("signals: a shutdown that throws or rejects is logged, and the deadline still stands", async () => {
+  const thrown = install("linux", {
+    onShutdown: () => {
+      throw new Error("boom");
+    },
+  });
+  thrown.send("SIGINT");
+  assert.ok(
+    thrown.logs.includes("ERROR: SIGINT: shutdown failed - Error: boom"),
+    thrown.logs.join(),
+  );
+  assert.equal(thrown.timers.length, 1);
+  const rejected = install("linux", { onShutdown: () => Promise.reject(new Error("late")) });
+  rejected.send("SIGTERM");
+  await Promise.resolve();
+  await Promise.resolve();
+  assert.ok(rejected.logs.includes("ERROR: SIGTERM: shutdown failed - Error: late"));
+  assert.equal(rejected.timers.length, 1);
+});
+
+Deno.test("signals: an ignored signal is logged once, then never again, and shuts nothing down", () => {
+  const h = install("linux");
+  for (let i = 0; i < 3; i++) {
+    for (const signal of ignoredSignals("linux")) h.send(signal);
+  }
+  assert.deepEqual(h.fired, []);
+  assert.deepEqual(h.timers, []);
+  assert.deepEqual(
+    h.logs,
+    ignoredSignals("linux").map((signal) =>
+      `WARNING: ${signal} received: ignored; further ${signal}s are not logged`
+    ),
+  );
+});
+
+Deno.test("signals: on a Deno that opens a debugger on SIGUSR1, its log line says so and what to run instead", () => {
+  const h = install("linux", { denoVersion: "2.9.6" });
+  h.send("SIGUSR1");
+  h.send("SIGUSR2");
+  assert.deepEqual(h.logs, [
+    "WARNING: SIGUSR1 received: ignored (this Deno runtime, 2.9.6, also opens a debugger on " +
+    "127.0.0.1:9229 on SIGUSR1: run the daemon on Deno 2.9.1); further SIGUSR1s are not logged",
+    "WARNING: SIGUSR2 received: ignored; further SIGUSR2s are not logged",
+  ]);
+});
+
+Deno.test("signals: the SIGUSR1 debugger came with Deno 2.9.2", () => {
+  for (const version of ["2.9.1", "2.9.0", "2.8.12", "1.46.3"]) {
+    assert.equal(sigusr1OpensInspector(version), false, version);
+  }
+  for (const version of ["2.9.2", "2.9.6", "2.10.0", "3.0.0", "2.9.2-rc.1", "garbage"]) {
+    assert.equal(sigusr1OpensInspector(version), true, version);
+  }
+});
 
 Deno.test("signals: a signal that cannot be registered is skipped, the others still work", () => {
   for (
@@ -53,27 +185,28 @@ Deno.test("signals: a signal that cannot be registered is skipped, the others st
       ["linux", "SIGTERM", "SIGINT"],
     ] as const
   ) {
-    const api = fakeApi([refused]);
-    const fired: Deno.Signal[] = [];
-    const hooked = onShutdownSignal((signal) => fired.push(signal), os, api);
-    assert.deepEqual(api.attempts, shutdownSignals(os), "tried every signal");
-    assert.deepEqual(hooked, [kept]);
-    assert.deepEqual([...api.handlers.keys()], [kept]);
-    api.handlers.get(kept)?.();
-    api.handlers.get(kept)?.();
-    assert.deepEqual(fired, [kept]);
+    const h = install(os, { refuse: [refused, "SIGIO"] });
+    assert.deepEqual(h.api.attempts, [...shutdownSignals(os), ...ignoredSignals(os)]);
+    assert.deepEqual(h.handling.shutdown, [kept]);
+    assert.ok(!h.handling.ignored.includes("SIGIO"));
+    h.send(kept);
+    h.send(kept);
+    assert.deepEqual(h.fired, [kept]);
   }
 });
 
-Deno.test("signals: SIGTERM on Windows (refused by old Deno) does not throw", () => {
-  // What the daemon would do if the OS table were wrong: register SIGTERM on a
-  // platform that refuses it. The guard keeps startup alive.
-  const api = fakeApi(["SIGTERM", "SIGBREAK"]);
-  assert.doesNotThrow(() => onShutdownSignal(() => {}, "windows", api));
-  assert.doesNotThrow(() => onShutdownSignal(() => {}, "linux", api));
+Deno.test("signals: onShutdownSignal (main.ts's form) hooks the same signals", () => {
+  const api = fakeApi();
+  assert.deepEqual(onShutdownSignal(() => {}, "linux", api), shutdownSignals("linux"));
+  assert.deepEqual([...api.handlers.keys()], [
+    ...shutdownSignals("linux"),
+    ...ignoredSignals("linux"),
+  ]);
+  const windows = fakeApi(["SIGTERM"]);
+  assert.doesNotThrow(() => onShutdownSignal(() => {}, "windows", windows));
 });
 
-Deno.test("signals: the real Deno API accepts this platform's shutdown signals", () => {
+Deno.test("signals: the real Deno API accepts every signal this platform hooks", () => {
   const hooked: [Deno.Signal, () => void][] = [];
   const api: SignalApi = {
     addSignalListener(signal, handler): void {
@@ -82,10 +215,14 @@ Deno.test("signals: the real Deno API accepts this platform's shutdown signals",
     },
   };
   try {
-    assert.deepEqual(
-      onShutdownSignal(() => {}, Deno.build.os, api),
-      shutdownSignals(Deno.build.os),
-    );
+    const handling = installSignalHandlers({
+      onShutdown: () => {},
+      api,
+      exit: () => {},
+      setTimer: () => {},
+    });
+    assert.deepEqual(handling.shutdown, shutdownSignals(Deno.build.os));
+    assert.deepEqual(handling.ignored, ignoredSignals(Deno.build.os));
   } finally {
     for (const [signal, handler] of hooked) Deno.removeSignalListener(signal, handler);
   }

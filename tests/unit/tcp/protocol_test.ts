@@ -611,11 +611,11 @@ function decode(text: string | Uint8Array): ReturnType<typeof decodeIdentifyBody
 }
 
 function decodesTo(text: string | Uint8Array, fields: Partial<IdentifyFields>): void {
-  assert.deepEqual(decode(text), { ok: true, fields: { ...FULL, ...fields } }, String(text));
+  assert.deepEqual(decode(text), { ok: true, value: { ...FULL, ...fields } }, String(text));
 }
 
-function fails(text: string | Uint8Array, reason: "decode" | "missing"): void {
-  assert.deepEqual(decode(text), { ok: false, reason }, String(text));
+function fails(text: string | Uint8Array, error: "decode" | "missing"): void {
+  assert.deepEqual(decode(text), { ok: false, error }, String(text));
 }
 
 Deno.test("IDENTIFY JSON: the four required fields decode; optional ones default to empty", () => {
@@ -680,7 +680,7 @@ Deno.test("IDENTIFY JSON: ports must be integer literals within int64, as Go's i
   for (const [port, value] of [["-1", -1], ["65536", 65536], ["4150", 4150]] as const) {
     assert.deepEqual(decode(body(port)), {
       ok: true,
-      fields: { ...FULL, broadcastAddress: "a", version: "1", tcpPort: value },
+      value: { ...FULL, broadcastAddress: "a", version: "1", tcpPort: value },
     });
   }
 });

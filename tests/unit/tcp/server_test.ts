@@ -3,7 +3,15 @@
 // ../../shared/reference/tcp-exchanges.txt, captured from the Go daemon.
 
 import assert from "node:assert/strict";
+import net from "node:net";
 import type { Registry } from "../../../src/registry.ts";
+import {
+  NOOP_TCP_OBSERVER,
+  type RefusalReason,
+  type TcpObserver,
+} from "../../../src/tcp/observer.ts";
+import { COMMANDS_PER_TURN, PENDING_REPLY_BYTES_PER_CONNECTION } from "../../../src/tcp/server.ts";
+import { TurnScheduler } from "../../../src/tcp/turns.ts";
 import {
   bin,
   concat,
@@ -13,6 +21,7 @@ import {
   ManualClock,
   peerBody,
   show,
+  sleep,
   startDaemon,
   startTcpServer,
   type TcpClient,
@@ -1139,4 +1148,309 @@ Deno.test("an error is logged with the client's address and the error text", asy
   await eventually(() =>
     daemon.logs.includes(`ERROR: [${client.localAddress}] - E_INVALID invalid command FOO`)
   );
+});
+
+// ---- [beyond] staying available: turns, admission, bounded replies ----
+
+/** A TCP client from another loopback address (Deno.connect cannot choose its source). */
+class NetClient {
+  readonly #socket: net.Socket;
+  #data = new Uint8Array(0);
+  #ended = false;
+  #wake: (() => void) | undefined;
+  readonly closed: Promise<void>;
+
+  private constructor(socket: net.Socket) {
+    this.#socket = socket;
+    socket.on("data", (chunk: Uint8Array) => {
+      const merged = new Uint8Array(this.#data.length + chunk.length);
+      merged.set(this.#data);
+      merged.set(chunk, this.#data.length);
+      this.#data = merged;
+      this.#wake?.();
+    });
+    socket.on("error", () => {});
+    this.closed = new Promise((resolve) => {
+      socket.on("close", () => {
+        this.#ended = true;
+        this.#wake?.();
+        resolve();
+      });
+    });
+  }
+
+  static connect(localAddress: string, port: number): Promise<NetClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.createConnection({ host: "127.0.0.1", port, localAddress });
+      socket.once("connect", () => resolve(new NetClient(socket)));
+      socket.once("error", reject);
+    });
+  }
+
+  get localAddress(): string {
+    return `${this.#socket.localAddress}:${this.#socket.localPort}`;
+  }
+
+  send(data: string | Uint8Array): void {
+    this.#socket.write(data);
+  }
+
+  /** Everything received until the server closed the connection. */
+  async untilClosed(): Promise<string> {
+    await bounded(this.closed, "the server to close the connection");
+    return new TextDecoder().decode(this.#data);
+  }
+
+  /** The next frame's payload (frames are consumed). */
+  async frame(): Promise<string> {
+    const deadline = performance.now() + 5_000;
+    for (;;) {
+      if (this.#data.length >= 4) {
+        const size = new DataView(this.#data.buffer, this.#data.byteOffset).getUint32(0);
+        if (this.#data.length >= 4 + size) {
+          const payload = this.#data.slice(4, 4 + size);
+          this.#data = this.#data.slice(4 + size);
+          return new TextDecoder().decode(payload);
+        }
+      }
+      assert.ok(!this.#ended, "closed before a frame");
+      assert.ok(performance.now() < deadline, "no frame within 5 s");
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.#wake = undefined;
+          resolve();
+        }, 50);
+        this.#wake = () => {
+          clearTimeout(timer);
+          this.#wake = undefined;
+          resolve();
+        };
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#socket.destroy();
+    await this.closed;
+  }
+}
+
+/** Counts what the server reports about refused and evicted connections. */
+function countingObserver(): TcpObserver & { refusals: RefusalReason[] } {
+  const refusals: RefusalReason[] = [];
+  return {
+    ...NOOP_TCP_OBSERVER,
+    refusals,
+    connectionRefused: (reason) => void refusals.push(reason),
+  };
+}
+
+Deno.test("a peer pipelining a burst does not delay a quiet peer: connections take turns, one batch each", async () => {
+  // One unit per slice: after each batch of commands the event loop runs, so the
+  // quiet peer's bytes are read and its turn queued behind at most the batch in progress.
+  const turns = new TurnScheduler({ maxUnitsPerSlice: 1, sliceMs: 1e9 });
+  try {
+    await using s = startTcpServer({ logLevel: "warn", server: { turns } });
+    const busy = await s.connect();
+    await busy.identify(peerBody({ broadcast_address: "busy" }));
+    const quiet = await s.connect();
+    await quiet.identify(peerBody({ broadcast_address: "quiet" }));
+    // 20,000 REGISTERs of distinct topics, each registered in order: how many the
+    // server executed tells how many of the busy peer's turns came first. All of
+    // it is in the kernel's buffers before the server reads any.
+    const burst = Array.from({ length: 20_000 }, (_, i) => `REGISTER b${i}\n`).join("");
+    const sending = busy.send(burst);
+    await quiet.send("REGISTER quiet\n");
+    assert.equal(await bounded(quiet.readFrame(), "the quiet peer's reply"), "OK");
+    const executed = s.registry.topics().filter((t) => t.startsWith("b")).length;
+    // Without turns the server reads and executes the whole burst (20,000) first.
+    assert.ok(executed <= 3 * COMMANDS_PER_TURN, `${executed} of the burst executed first`);
+    await sending;
+    for (let i = 0; i < 20_000; i++) assert.equal(await busy.readFrame(), "OK");
+    assert.equal(s.registry.topics().length, 20_001);
+  } finally {
+    turns.close();
+  }
+});
+
+Deno.test("at the connection cap a newcomer replaces the longest-silent client without magic, then one without IDENTIFY; never an identified peer", async () => {
+  const observer = countingObserver();
+  await using s = startTcpServer({
+    logLevel: "warn",
+    server: { maxConnections: 4, maxPerRemote: 100, observer },
+  });
+  const nsqd = await s.connect();
+  await nsqd.identify(peerBody({ broadcast_address: "nsqd" }));
+  const started = await s.connect();
+  await started.magic();
+  assert.equal(await started.command("PING"), "OK");
+  const silentOld = await s.connect();
+  s.clock.advance(1_000);
+  const silentNew = await s.connect();
+  await eventually(() => s.server.connectionCount === 4);
+  assert.deepEqual(s.server.stats.byStanding, { silent: 2, started: 1, identified: 1 });
+
+  const first = await s.connect();
+  await bounded(silentOld.expectClosed(), "the oldest silent client to go");
+  await first.magic();
+  assert.equal(await first.command("PING"), "OK");
+  const second = await s.connect();
+  await bounded(silentNew.expectClosed(), "the other silent client to go");
+  await second.identify(peerBody({ broadcast_address: "second" }));
+  // No silent client left: the one that never identified goes next.
+  const third = await s.connect();
+  await bounded(started.expectClosed(), "the unidentified client to go");
+  await third.identify(peerBody({ broadcast_address: "third" }));
+  await first.identify(peerBody({ broadcast_address: "first" }));
+  // Every slot identified: a newcomer is turned away, the nsqd peers stay.
+  const refused = await s.connect();
+  await bounded(refused.expectClosed(), "the newcomer to be refused");
+  for (const client of [nsqd, first, second, third]) {
+    assert.equal(await client.command("PING"), "OK");
+  }
+  assert.equal(s.server.evictedCount, 3);
+  assert.equal(s.server.refusedCount, 1);
+  assert.deepEqual(observer.refusals, ["evicted", "evicted", "evicted", "limit"]);
+  // Rate-limited: one line per reason for the burst (the manual clock stood still).
+  assert.equal(s.logs.filter((l) => l.includes("to admit client(")).length, 1, s.logs.join("\n"));
+  assert.equal(s.logs.filter((l) => l.includes("(the limit), none replaceable")).length, 1);
+});
+
+Deno.test("one host holds at most its share; its own least-proven connection makes room; other hosts still get in", async () => {
+  const observer = countingObserver();
+  await using s = startTcpServer({
+    logLevel: "warn",
+    server: { maxConnections: 100, maxPerRemote: 2, observer },
+  });
+  const port = s.server.addr.port;
+  const a1 = await NetClient.connect("127.0.0.2", port);
+  const a2 = await NetClient.connect("127.0.0.2", port);
+  a1.send(concat("  V1", identifyCommand(peerBody({ broadcast_address: "a1" }))));
+  await a1.frame();
+  await eventually(() => s.server.connectionCount === 2);
+  // 127.0.0.2 is at its share: a third connection replaces its silent a2, not a1.
+  const a3 = await NetClient.connect("127.0.0.2", port);
+  assert.equal(await a2.untilClosed(), "");
+  a3.send(concat("  V1", identifyCommand(peerBody({ broadcast_address: "a3" }))));
+  await a3.frame();
+  // Both identified now: a fourth from the same host is refused...
+  const a4 = await NetClient.connect("127.0.0.2", port);
+  assert.equal(await a4.untilClosed(), "");
+  // ...while another host connects and registers.
+  const b = await NetClient.connect("127.0.0.3", port);
+  b.send(concat("  V1", identifyCommand(peerBody({ broadcast_address: "b" })), "REGISTER t\n"));
+  await b.frame();
+  assert.equal(await b.frame(), "OK");
+  assert.deepEqual(observer.refusals, ["evicted", "per_remote"]);
+  assert.equal(s.server.connectionCount, 3);
+  await Promise.all([a1, a2, a3, a4, b].map((c) => c.close()));
+});
+
+Deno.test("the access-control hook refuses before anything is read: the policy's frame, EOF, one log line per interval", async () => {
+  const observer = countingObserver();
+  const frame = framed("E_UNAUTHORIZED not allowed");
+  const asked: string[] = [];
+  await using s = startTcpServer({
+    logLevel: "warn",
+    server: {
+      observer,
+      admit: (remote) => {
+        asked.push(remote.hostname);
+        return remote.hostname === "127.0.0.4"
+          ? { frame, reason: "not in the allow list" }
+          : undefined;
+      },
+    },
+  });
+  const port = s.server.addr.port;
+  for (let i = 0; i < 3; i++) {
+    const refused = await NetClient.connect("127.0.0.4", port);
+    // Sent at once, and never read: the refusal does not depend on it.
+    refused.send(concat("  V1", identifyCommand(peerBody())));
+    assert.equal(await refused.untilClosed(), "\x00\x00\x00\x1aE_UNAUTHORIZED not allowed");
+  }
+  const allowed = await NetClient.connect("127.0.0.5", port);
+  allowed.send("  V1PING\n");
+  assert.equal(await allowed.frame(), "OK");
+  assert.deepEqual(asked, ["127.0.0.4", "127.0.0.4", "127.0.0.4", "127.0.0.5"]);
+  assert.deepEqual(observer.refusals, ["admit", "admit", "admit"]);
+  assert.equal(s.server.stats.refused.admit, 3);
+  assert.equal(s.server.stats.bytesRead, 4 + 5, "only the allowed client's bytes were read");
+  const lines = s.logs.filter((l) => l.includes("not in the allow list"));
+  assert.equal(lines.length, 1, s.logs.join("\n"));
+  assert.match(
+    lines[0],
+    /^WARNING: TCP: refused client\(127\.0\.0\.4:\d+\) - not in the allow list \(1 refused so far\)$/,
+  );
+  await allowed.close();
+});
+
+Deno.test("all blocked writes together hold at most maxPendingReplyBytes: past it the longest-blocked client is closed", async () => {
+  await using s = startTcpServer({
+    logLevel: "warn",
+    idleTimeoutMs: 1e12,
+    server: { maxPendingReplyBytes: 500 },
+  });
+  const flood = new TextEncoder().encode("PING\n".repeat(20_000));
+  /** Sends PINGs and never reads: once the kernel's buffers fill, the server's write blocks. */
+  const floodWithoutReading = async (client: TcpClient): Promise<void> => {
+    await client.magic();
+    try {
+      for (;;) await client.send(flood);
+    } catch {
+      // closed by the server or by the test
+    }
+  };
+  const older = await s.connect();
+  const olderFlood = floodWithoutReading(older);
+  // Blocked for good: a write pending and nothing more read for 300 ms.
+  let last = -1;
+  let steady = 0;
+  await eventually(async () => {
+    await sleep(100);
+    const { bytesRead, blockedWrites } = s.server.stats;
+    steady = bytesRead === last && blockedWrites === 1 ? steady + 1 : 0;
+    last = bytesRead;
+    return steady >= 3;
+  }, 15_000);
+  assert.ok(s.server.stats.pendingReplyBytes <= PENDING_REPLY_BYTES_PER_CONNECTION);
+  // A turn of PINGs is a 456- or 768-byte batch: one held batch fits 500 bytes, two do not.
+  // The second writer's batch takes the total past 500 bytes: the older one goes.
+  const newer = await s.connect();
+  const newerFlood = floodWithoutReading(newer);
+  await eventually(
+    () => s.logs.some((l) => l.includes("closing connection - responses unread while")),
+    15_000,
+  );
+  assert.ok(
+    s.logs.some((l) =>
+      l.startsWith(
+        `WARNING: CLIENT(${older.localAddress}): closing connection - responses unread while`,
+      )
+    ),
+    s.logs.join("\n"),
+  );
+  await bounded(olderFlood, "the older client's writes to fail");
+  assert.ok(s.server.stats.pendingReplyBytes <= PENDING_REPLY_BYTES_PER_CONNECTION);
+  newer.close();
+  await newerFlood;
+  await eventually(() => s.server.connectionCount === 0);
+  assert.equal(s.server.stats.pendingReplyBytes, 0);
+});
+
+Deno.test("IDENTIFY nested deep inside an ignored member answers like the reference: accepted up to Go's 10,000 levels, E_BAD_BODY beyond, never a silent close", async () => {
+  await using s = startTcpServer({ logLevel: "warn" });
+  const fields = '"broadcast_address":"a","tcp_port":1,"http_port":2,"version":"1"';
+  const nested = (depth: number): string =>
+    `{"x":${"[".repeat(depth)}${"]".repeat(depth)},${fields}}`;
+  const accepted = await s.connect();
+  assert.equal(await accepted.identify(nested(4_000)), "{}");
+  const edge = await s.connect();
+  assert.equal(await edge.identify(nested(9_999)), "{}");
+  for (const depth of [10_000, 30_000]) {
+    const refused = await s.connect();
+    await refused.magic();
+    await refused.send(identifyCommand(nested(depth)));
+    await expectFatal(refused, "E_BAD_BODY IDENTIFY failed to decode JSON body");
+  }
 });
