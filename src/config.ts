@@ -197,7 +197,7 @@ function coerceBool(value: TomlValue): Coerced<boolean> {
   if (typeof value === "boolean") return { ok: true, value };
   if (typeof value === "string") {
     const parsed = parseGoBool(value);
-    if (parsed !== undefined) return { ok: true, value: parsed };
+    if (parsed.ok) return parsed;
     return { ok: false, error: `${goQuote(value)} is not a boolean` };
   }
   return wrongType(value, "a boolean");
@@ -207,7 +207,7 @@ function coerceBool(value: TomlValue): Coerced<boolean> {
 function coerceDuration(value: TomlValue): Coerced<bigint> {
   if (typeof value === "string") {
     const ns = parseDuration(value);
-    if (ns !== undefined) return { ok: true, value: ns };
+    if (ns.ok) return ns;
     return {
       ok: false,
       error: `${goQuote(value)} is not a duration (a number with a unit such as "300s" or ` +

@@ -53,8 +53,8 @@ export interface Daemon {
 
 function listenAddress(text: string): ListenAddress {
   const parsed = parseListenAddress(text);
-  if (typeof parsed === "string") throw new ListenError(text, parsed);
-  return parsed;
+  if (!parsed.ok) throw new ListenError(text, parsed.error);
+  return parsed.value;
 }
 
 function describe(error: unknown): string {

@@ -1,5 +1,5 @@
 // Errors are values: a code and a description. They are turned into wire
-// bytes in exactly one place per protocol (tcp_protocol.ts, http_api.ts).
+// bytes in exactly one place per protocol (tcp/protocol.ts, http/render.ts).
 
 export const E_INVALID = "E_INVALID";
 export const E_BAD_PROTOCOL = "E_BAD_PROTOCOL";

@@ -1,32 +1,34 @@
 // Listen addresses in Go's `host:port` syntax, and peer addresses printed the
 // way Go prints them (`1.2.3.4:5`, `[::1]:5`; IPv4-mapped IPv6 unmapped).
 
+import { err, ok, type Result } from "../result.ts";
+
 export interface ListenAddress {
   hostname: string;
   port: number;
 }
 
-/** Go's net.SplitHostPort plus a port check; an error text instead of a throw. */
-export function parseListenAddress(text: string): ListenAddress | string {
+/** Go's net.SplitHostPort plus a port check. */
+export function parseListenAddress(text: string): Result<ListenAddress> {
   let host: string;
   let portText: string;
   if (text.startsWith("[")) {
     const close = text.indexOf("]");
-    if (close === -1) return `address ${text}: missing ']' in address`;
-    if (text[close + 1] !== ":") return `address ${text}: missing port in address`;
+    if (close === -1) return err(`address ${text}: missing ']' in address`);
+    if (text[close + 1] !== ":") return err(`address ${text}: missing port in address`);
     host = text.slice(1, close);
     portText = text.slice(close + 2);
   } else {
     const colon = text.lastIndexOf(":");
-    if (colon === -1) return `address ${text}: missing port in address`;
+    if (colon === -1) return err(`address ${text}: missing port in address`);
     host = text.slice(0, colon);
-    if (host.includes(":")) return `address ${text}: too many colons in address`;
+    if (host.includes(":")) return err(`address ${text}: too many colons in address`);
     portText = text.slice(colon + 1);
   }
   if (!/^[0-9]+$/.test(portText) || Number(portText) > 65535) {
-    return `address ${text}: invalid port`;
+    return err(`address ${text}: invalid port`);
   }
-  return { hostname: host, port: Number(portText) };
+  return ok({ hostname: host, port: Number(portText) });
 }
 
 /** Go listens dual-stack on `[::]` for a wildcard host (`0.0.0.0` or empty). */

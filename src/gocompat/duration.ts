@@ -2,6 +2,8 @@
 // (including the float64 arithmetic for fractions) so that every flag value and
 // config string means exactly what it means to the reference daemon.
 
+import { err, ok, type Result } from "../result.ts";
+
 const NANOSECOND = 1n;
 const MICROSECOND = 1000n * NANOSECOND;
 const MILLISECOND = 1000n * MICROSECOND;
@@ -67,25 +69,27 @@ function leadingFraction(s: string): { f: bigint; scale: number; rest: string } 
   return { f, scale, rest: s.slice(i) };
 }
 
+const INVALID = err("invalid duration");
+
 /**
- * Go's `time.ParseDuration`: nanoseconds, or undefined where Go returns an
- * error (bad syntax, missing or unknown unit, int64 overflow).
+ * Go's `time.ParseDuration`: nanoseconds, or an error where Go returns one
+ * (bad syntax, missing or unknown unit, int64 overflow).
  */
-export function parseDuration(text: string): bigint | undefined {
+export function parseDuration(text: string): Result<bigint> {
   let s = text;
   let neg = false;
   if (s !== "" && (s[0] === "-" || s[0] === "+")) {
     neg = s[0] === "-";
     s = s.slice(1);
   }
-  if (s === "0") return 0n;
-  if (s === "") return undefined;
+  if (s === "0") return ok(0n);
+  if (s === "") return INVALID;
   let d = 0n;
   while (s !== "") {
-    if (!(s[0] === "." || isDigit(s[0]))) return undefined;
+    if (!(s[0] === "." || isDigit(s[0]))) return INVALID;
     const before = s.length;
     const int = leadingInt(s);
-    if (int === undefined) return undefined;
+    if (int === undefined) return INVALID;
     let v = int.x;
     s = int.rest;
     const pre = before !== s.length;
@@ -102,28 +106,28 @@ export function parseDuration(text: string): bigint | undefined {
       s = frac.rest;
       post = afterDot !== s.length;
     }
-    if (!pre && !post) return undefined;
+    if (!pre && !post) return INVALID;
 
     let i = 0;
     while (i < s.length && !(s[i] === "." || isDigit(s[i]))) i++;
-    if (i === 0) return undefined;
+    if (i === 0) return INVALID;
     const unit = UNITS.get(s.slice(0, i));
     s = s.slice(i);
-    if (unit === undefined) return undefined;
+    if (unit === undefined) return INVALID;
 
-    if (v > TWO_63 / unit) return undefined;
+    if (v > TWO_63 / unit) return INVALID;
     v *= unit;
     if (f > 0n) {
       // Same float64 operations in the same order as Go, so rounding matches.
       v += BigInt(Math.trunc(Number(f) * (Number(unit) / scale)));
-      if (v > TWO_63) return undefined;
+      if (v > TWO_63) return INVALID;
     }
     d += v;
-    if (d > TWO_63) return undefined;
+    if (d > TWO_63) return INVALID;
   }
-  if (neg) return -d;
-  if (d > MAX_DURATION) return undefined;
-  return d;
+  if (neg) return ok(-d);
+  if (d > MAX_DURATION) return INVALID;
+  return ok(d);
 }
 
 /** Go's fmtFrac: digits of v/10**prec after the point, trailing zeros (and the point) omitted. */

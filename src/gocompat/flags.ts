@@ -3,6 +3,7 @@
 // error texts, usage layout) must keep working and keep matching. Nothing here
 // prints or exits; the caller turns the outcome into output and an exit code.
 
+import { err, ok, type Result } from "../result.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 
 /** The type word Go's PrintDefaults shows after the flag name ("" for bools). */
@@ -17,8 +18,8 @@ export interface Flag {
   readonly defValue: string;
   /** String() of the type's zero value: a default equal to it is not printed in usage. */
   readonly zeroValue: string;
-  /** Parses and stores `text`; returns Go's error text (the part after the colon) on failure. */
-  set(text: string): string | undefined;
+  /** Parses and stores `text`; the error is Go's text (the part after the colon). */
+  set(text: string): Result<void>;
 }
 
 /** A typed handle on a registered flag's current value. */
@@ -34,7 +35,7 @@ export interface ValueSpec<T> {
   format(value: T): string;
   /** String() of the type's zero value (decides whether usage shows the default). */
   zeroText: string;
-  parse(text: string): { ok: true; value: T } | { ok: false; error: string };
+  parse(text: string): Result<T>;
 }
 
 export type ParseOutcome =
@@ -51,7 +52,7 @@ export const PARSE_ERROR = "parse error";
 export const RANGE_ERROR = "value out of range";
 
 /** Go's `strconv.ParseBool`. */
-export function parseGoBool(text: string): boolean | undefined {
+export function parseGoBool(text: string): Result<boolean> {
   switch (text) {
     case "1":
     case "t":
@@ -59,16 +60,16 @@ export function parseGoBool(text: string): boolean | undefined {
     case "true":
     case "TRUE":
     case "True":
-      return true;
+      return ok(true);
     case "0":
     case "f":
     case "F":
     case "false":
     case "FALSE":
     case "False":
-      return false;
+      return ok(false);
   }
-  return undefined;
+  return err("invalid syntax");
 }
 
 const UINT64_MAX = (1n << 64n) - 1n;
@@ -108,9 +109,12 @@ function asciiLower(c: string): string {
   return c.length === 1 && code < 0x80 ? String.fromCharCode(code | 0x20) : c;
 }
 
+/** Why strconv refuses a number: not a number at all, or out of range. */
+export type NumError = "syntax" | "range";
+
 /** Go's `strconv.ParseUint(s, 0, 64)`. */
-function parseGoUint(s: string): bigint | "syntax" | "range" {
-  if (s === "") return "syntax";
+function parseGoUint(s: string): Result<bigint, NumError> {
+  if (s === "") return err("syntax");
   const original = s;
   let base = 10n;
   if (s[0] === "0") {
@@ -136,20 +140,20 @@ function parseGoUint(s: string): bigint | "syntax" | "range" {
     } else if (lower.length === 1 && lower >= "a" && lower <= "z") {
       d = BigInt(lower.charCodeAt(0) - 87);
     } else {
-      return "syntax";
+      return err("syntax");
     }
-    if (d >= base) return "syntax";
+    if (d >= base) return err("syntax");
     // Go reports overflow as soon as it happens, before looking at later characters.
     n = n * base + d;
-    if (n > UINT64_MAX) return "range";
+    if (n > UINT64_MAX) return err("range");
   }
-  if (underscores && !underscoreOK(original)) return "syntax";
-  return n;
+  if (underscores && !underscoreOK(original)) return err("syntax");
+  return ok(n);
 }
 
 /** Go's `strconv.ParseInt(s, 0, 64)`: decimal, 0x/0o/0b/0 prefixes, `_` separators. */
-export function parseGoInt(text: string): bigint | "syntax" | "range" {
-  if (text === "") return "syntax";
+export function parseGoInt(text: string): Result<bigint, NumError> {
+  if (text === "") return err("syntax");
   let s = text;
   let neg = false;
   if (s[0] === "+") s = s.slice(1);
@@ -157,12 +161,12 @@ export function parseGoInt(text: string): bigint | "syntax" | "range" {
     neg = true;
     s = s.slice(1);
   }
-  const un = parseGoUint(s);
-  if (un === "syntax") return "syntax";
-  if (un === "range") return "range";
-  if (!neg && un >= INT64_CUTOFF) return "range";
-  if (neg && un > INT64_CUTOFF) return "range";
-  return neg ? -un : un;
+  const parsed = parseGoUint(s);
+  if (!parsed.ok) return parsed;
+  const un = parsed.value;
+  if (!neg && un >= INT64_CUTOFF) return err("range");
+  if (neg && un > INT64_CUTOFF) return err("range");
+  return ok(neg ? -un : un);
 }
 
 // Go's unicode.IsPrint: letters, marks, numbers, punctuation, symbols and ASCII space.
@@ -252,7 +256,7 @@ export class FlagSet {
       initial,
       format: (v) => v,
       zeroText: "",
-      parse: (text) => ({ ok: true, value: text }),
+      parse: (text) => ok(text),
     });
   }
 
@@ -263,7 +267,7 @@ export class FlagSet {
       zeroText: "false",
       parse: (text) => {
         const value = parseGoBool(text);
-        return value === undefined ? { ok: false, error: PARSE_ERROR } : { ok: true, value };
+        return value.ok ? value : err(PARSE_ERROR);
       },
     });
   }
@@ -276,7 +280,7 @@ export class FlagSet {
       zeroText: "0s",
       parse: (text) => {
         const value = parseDuration(text);
-        return value === undefined ? { ok: false, error: PARSE_ERROR } : { ok: true, value };
+        return value.ok ? value : err(PARSE_ERROR);
       },
     });
   }
@@ -297,11 +301,10 @@ export class FlagSet {
       zeroText: "0",
       parse: (text) => {
         const parsed = parseGoInt(text);
-        if (parsed === "syntax") return { ok: false, error: PARSE_ERROR };
-        if (parsed === "range") return { ok: false, error: RANGE_ERROR };
-        const value = Number(parsed);
+        if (!parsed.ok) return err(parsed.error === "syntax" ? PARSE_ERROR : RANGE_ERROR);
+        const value = Number(parsed.value);
         const error = validate?.(value);
-        return error === undefined ? { ok: true, value } : { ok: false, error };
+        return error === undefined ? ok(value) : err(error);
       },
     });
   }
@@ -321,9 +324,9 @@ export class FlagSet {
       zeroValue: spec.zeroText,
       set: (text) => {
         const result = spec.parse(text);
-        if (!result.ok) return result.error;
+        if (!result.ok) return result;
         current = result.value;
-        return undefined;
+        return ok(undefined);
       },
     });
     return {
@@ -383,13 +386,13 @@ export class FlagSet {
       return { kind: "error", message: `flag provided but not defined: -${name}` };
     }
     if (flag.kind === "bool") {
-      const error = flag.set(value ?? "true");
-      if (error !== undefined) {
+      const set = flag.set(value ?? "true");
+      if (!set.ok) {
         return {
           kind: "error",
           message: value === undefined
-            ? `invalid boolean flag ${name}: ${error}`
-            : `invalid boolean value ${goQuote(value)} for -${name}: ${error}`,
+            ? `invalid boolean flag ${name}: ${set.error}`
+            : `invalid boolean value ${goQuote(value)} for -${name}: ${set.error}`,
         };
       }
     } else {
@@ -398,11 +401,11 @@ export class FlagSet {
       if (value === undefined) {
         return { kind: "error", message: `flag needs an argument: -${name}` };
       }
-      const error = flag.set(value);
-      if (error !== undefined) {
+      const set = flag.set(value);
+      if (!set.ok) {
         return {
           kind: "error",
-          message: `invalid value ${goQuote(value)} for flag -${name}: ${error}`,
+          message: `invalid value ${goQuote(value)} for flag -${name}: ${set.error}`,
         };
       }
     }

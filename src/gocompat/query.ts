@@ -2,6 +2,8 @@
 // percent-escape or a `;` separator is an error; the first value of a repeated
 // key counts (req.URL.Query().Get); `+` is a space.
 
+import { err, ok, type Result } from "../result.ts";
+
 export type QueryParams = Map<string, string>;
 
 const decoder = new TextDecoder();
@@ -15,9 +17,9 @@ function hexValue(byte: number): number {
   return -1;
 }
 
-/** Go's url.QueryUnescape; undefined for an invalid escape. */
-export function queryUnescape(text: string): string | undefined {
-  if (!text.includes("%")) return text.includes("+") ? text.replaceAll("+", " ") : text;
+/** Go's url.QueryUnescape. */
+export function queryUnescape(text: string): Result<string> {
+  if (!text.includes("%")) return ok(text.includes("+") ? text.replaceAll("+", " ") : text);
   const input = encoder.encode(text);
   const output = new Uint8Array(input.length);
   let n = 0;
@@ -26,28 +28,29 @@ export function queryUnescape(text: string): string | undefined {
     if (byte === 0x25) {
       const high = hexValue(input[i + 1] ?? 0);
       const low = hexValue(input[i + 2] ?? 0);
-      if (high < 0 || low < 0) return undefined;
+      if (high < 0 || low < 0) return err(`invalid URL escape`);
       output[n++] = high * 16 + low;
       i += 2;
     } else {
       output[n++] = byte === 0x2b ? 0x20 : byte;
     }
   }
-  return decoder.decode(output.subarray(0, n));
+  return ok(decoder.decode(output.subarray(0, n)));
 }
 
-/** undefined when the query string is invalid. */
-export function parseQuery(query: string): QueryParams | undefined {
+/** Go's url.ParseQuery, strict: the first error fails the whole query. */
+export function parseQuery(query: string): Result<QueryParams> {
   const params: QueryParams = new Map();
-  if (query === "") return params;
+  if (query === "") return ok(params);
   for (const part of query.split("&")) {
-    if (part.includes(";")) return undefined;
+    if (part.includes(";")) return err("invalid semicolon separator in query");
     if (part === "") continue;
     const eq = part.indexOf("=");
     const key = queryUnescape(eq === -1 ? part : part.slice(0, eq));
     const value = queryUnescape(eq === -1 ? "" : part.slice(eq + 1));
-    if (key === undefined || value === undefined) return undefined;
-    if (!params.has(key)) params.set(key, value);
+    if (!key.ok) return key;
+    if (!value.ok) return value;
+    if (!params.has(key.value)) params.set(key.value, value.value);
   }
-  return params;
+  return ok(params);
 }

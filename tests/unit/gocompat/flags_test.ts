@@ -313,9 +313,13 @@ Deno.test("flags: multi-line usage is indented the Go way", () => {
 });
 
 Deno.test("parseGoBool", () => {
-  for (const t of ["1", "t", "T", "true", "TRUE", "True"]) assert.equal(parseGoBool(t), true);
-  for (const t of ["0", "f", "F", "false", "FALSE", "False"]) assert.equal(parseGoBool(t), false);
-  for (const t of ["", "yes", "no", "tRue", " true", "01"]) assert.equal(parseGoBool(t), undefined);
+  for (const t of ["1", "t", "T", "true", "TRUE", "True"]) {
+    assert.deepEqual(parseGoBool(t), { ok: true, value: true });
+  }
+  for (const t of ["0", "f", "F", "false", "FALSE", "False"]) {
+    assert.deepEqual(parseGoBool(t), { ok: true, value: false });
+  }
+  for (const t of ["", "yes", "no", "tRue", " true", "01"]) assert.equal(parseGoBool(t).ok, false);
 });
 
 Deno.test("parseGoInt: Go's base-0 ParseInt", () => {
@@ -355,7 +359,12 @@ Deno.test("parseGoInt: Go's base-0 ParseInt", () => {
     ["--1", "syntax"],
     ["\u0661", "syntax"],
   ];
-  for (const [text, want] of cases) assert.equal(parseGoInt(text), want, JSON.stringify(text));
+  for (const [text, want] of cases) {
+    const expected = typeof want === "bigint"
+      ? { ok: true, value: want }
+      : { ok: false, error: want };
+    assert.deepEqual(parseGoInt(text), expected, JSON.stringify(text));
+  }
 });
 
 Deno.test("goQuote: Go's %q", () => {

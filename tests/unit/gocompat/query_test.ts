@@ -7,7 +7,7 @@ import { goJsonString, goJsonStringArray } from "../../../src/gocompat/json.ts";
 
 const entries = (query: string): [string, string][] | undefined => {
   const params = parseQuery(query);
-  return params === undefined ? undefined : [...params.entries()];
+  return params.ok ? [...params.value.entries()] : undefined;
 };
 
 // ---- parseQuery ----
@@ -22,9 +22,9 @@ Deno.test("a query string is split on & into key=value pairs", () => {
 
 Deno.test("a parameter present but empty (?topic=) counts as present with an empty value", () => {
   const params = parseQuery("topic=");
-  assert.ok(params !== undefined);
-  assert.equal(params.has("topic"), true);
-  assert.equal(params.get("topic"), "");
+  assert.ok(params.ok);
+  assert.equal(params.value.has("topic"), true);
+  assert.equal(params.value.get("topic"), "");
 });
 
 Deno.test("a key without = is present with an empty value", () => {
@@ -44,19 +44,19 @@ Deno.test("empty pairs between & separators are skipped", () => {
 });
 
 Deno.test("a ; separator makes the query invalid", () => {
-  assert.equal(parseQuery("topic=t;channel=c"), undefined);
-  assert.equal(parseQuery("a=1&b;"), undefined);
-  assert.equal(parseQuery(";"), undefined);
+  assert.equal(parseQuery("topic=t;channel=c").ok, false);
+  assert.equal(parseQuery("a=1&b;").ok, false);
+  assert.equal(parseQuery(";").ok, false);
 });
 
 Deno.test("an invalid percent-escape makes the query invalid", () => {
   for (const query of ["topic=%zz", "topic=%4", "topic=%", "topic=a%g1", "%zz=t", "x=1&topic=%"]) {
-    assert.equal(parseQuery(query), undefined, query);
+    assert.equal(parseQuery(query).ok, false, query);
   }
 });
 
 Deno.test("an invalid escape anywhere fails the query even after valid pairs", () => {
-  assert.equal(parseQuery("topic=t&channel=%%"), undefined);
+  assert.equal(parseQuery("topic=t&channel=%%").ok, false);
 });
 
 Deno.test("percent-escapes decode keys and values as UTF-8", () => {
@@ -74,17 +74,17 @@ Deno.test("hex digits of an escape may be upper or lower case", () => {
 // ---- queryUnescape ----
 
 Deno.test("queryUnescape returns plain text unchanged", () => {
-  assert.equal(queryUnescape("127.0.0.1:4151"), "127.0.0.1:4151");
+  assert.deepEqual(queryUnescape("127.0.0.1:4151"), { ok: true, value: "127.0.0.1:4151" });
 });
 
 Deno.test("queryUnescape rejects a truncated escape at the end", () => {
-  assert.equal(queryUnescape("abc%"), undefined);
-  assert.equal(queryUnescape("abc%4"), undefined);
-  assert.equal(queryUnescape("abc%41"), "abcA");
+  assert.deepEqual(queryUnescape("abc%"), { ok: false, error: "invalid URL escape" });
+  assert.deepEqual(queryUnescape("abc%4"), { ok: false, error: "invalid URL escape" });
+  assert.deepEqual(queryUnescape("abc%41"), { ok: true, value: "abcA" });
 });
 
 Deno.test("queryUnescape decodes a mix of escapes, pluses and plain bytes", () => {
-  assert.equal(queryUnescape("a+%2B+b%20c"), "a + b c");
+  assert.deepEqual(queryUnescape("a+%2B+b%20c"), { ok: true, value: "a + b c" });
 });
 
 // ---- goJsonString ----

@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { createHttpApi } from "../../../src/http/api.ts";
+import { AnswerCache } from "../../../src/http/cache.ts";
 import { createLogger } from "../../../src/ops/logger.ts";
 import { type PeerInfo, Registry } from "../../../src/registry.ts";
 import { ManualClock, testPeer } from "../../support/helpers.ts";
@@ -194,4 +195,30 @@ Deno.test("a cached /nodes follows registrations, tombstones, inactivity and del
   assert.equal(await nodes(), "10.0.0.1:1:");
   registry.removePeer(a.id);
   assert.equal(await nodes(), "");
+});
+
+Deno.test("an entry serves only at its version and through its validThrough", () => {
+  const cache = new AnswerCache(1000);
+  cache.set("t", { version: 3, validThrough: 50, body: "{}" });
+  assert.equal(cache.get("t", 3, 50)?.body, "{}");
+  assert.equal(cache.get("t", 3, 51), undefined);
+  assert.equal(cache.size, 0, "a stale entry is dropped when found stale");
+  cache.set("t", { version: 3, validThrough: 50, body: "{}" });
+  assert.equal(cache.get("t", 4, 0), undefined);
+  assert.equal(cache.get("t", undefined, 0), undefined);
+  assert.equal(cache.size, 0);
+});
+
+Deno.test("the cache holds at most its budget of body characters, dropping the oldest first", () => {
+  const cache = new AnswerCache(10);
+  cache.set("a", { version: 1, validThrough: Infinity, body: "aaaa" });
+  cache.set("b", { version: 1, validThrough: Infinity, body: "bbbb" });
+  cache.set("c", { version: 1, validThrough: Infinity, body: "cccc" });
+  assert.equal(cache.get("a", 1, 0), undefined);
+  assert.equal(cache.get("b", 1, 0)?.body, "bbbb");
+  assert.equal(cache.get("c", 1, 0)?.body, "cccc");
+  assert.equal(cache.chars, 8);
+  cache.set("huge", { version: 1, validThrough: Infinity, body: "x".repeat(11) });
+  assert.equal(cache.get("huge", 1, 0), undefined, "a body over the whole budget is not kept");
+  assert.equal(cache.chars, 8);
 });

@@ -4,7 +4,8 @@
 // flag and without it, NSQ 0.x's `{"status_code","status_txt","data"}`.
 
 import assert from "node:assert/strict";
-import { ACCEPT_V1, createHttpApi, LEGACY_ALIASES } from "../../../src/http/api.ts";
+import { createHttpApi } from "../../../src/http/api.ts";
+import { ACCEPT_V1, LEGACY_ALIASES } from "../../../src/http/router.ts";
 import { Registry } from "../../../src/registry.ts";
 import {
   captureLogger,

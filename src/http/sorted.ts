@@ -1,0 +1,59 @@
+// Sorting a registry-sized list in steps: sorting 300,000 names at once holds
+// the one JavaScript thread for a long time, so a sliced answer sorts runs of
+// a few thousand (one run a step) and merges them as it writes.
+
+/** Names in runs of at most `runLength`, each run sorted; one run per step. */
+export function* sortedRuns(
+  names: Iterable<string>,
+  runLength: number,
+): Generator<string[], void, undefined> {
+  let run: string[] = [];
+  for (const name of names) {
+    run.push(name);
+    if (run.length === runLength) {
+      yield run.sort(compareStrings);
+      run = [];
+    }
+  }
+  if (run.length > 0) yield run.sort(compareStrings);
+}
+
+/** The names of sorted runs, merged in order (a binary heap of run heads). */
+export function* mergeRuns(runs: readonly string[][]): Generator<string, void, undefined> {
+  // heap[i] = [run index, position in that run], ordered by the name there.
+  const heap: [number, number][] = [];
+  const nameAt = (entry: [number, number]): string => runs[entry[0]][entry[1]];
+  const less = (a: number, b: number): boolean => nameAt(heap[a]) < nameAt(heap[b]);
+  const swap = (a: number, b: number): void => {
+    [heap[a], heap[b]] = [heap[b], heap[a]];
+  };
+  const down = (i: number): void => {
+    while (true) {
+      const left = 2 * i + 1;
+      const right = left + 1;
+      let least = i;
+      if (left < heap.length && less(left, least)) least = left;
+      if (right < heap.length && less(right, least)) least = right;
+      if (least === i) return;
+      swap(i, least);
+      i = least;
+    }
+  };
+  for (let r = 0; r < runs.length; r++) if (runs[r].length > 0) heap.push([r, 0]);
+  for (let i = (heap.length >> 1) - 1; i >= 0; i--) down(i);
+  while (heap.length > 0) {
+    const head = heap[0];
+    yield nameAt(head);
+    if (++head[1] === runs[head[0]].length) {
+      const last = heap.pop()!;
+      if (heap.length === 0) return;
+      heap[0] = last;
+    }
+    down(0);
+  }
+}
+
+/** Code-unit order, as Go compares strings byte-wise for ASCII and as our registry sorts. */
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
