@@ -781,6 +781,14 @@ export class GoRegexp {
   #next: Int32Array;
   readonly #stack: Int32Array;
 
+  /**
+   * True when the pattern surely matches every string: it matches the empty
+   * string at the start whatever follows (`""`, `.*`, `^`, `x?`). A sufficient
+   * test, not a complete one (`.+` is not recognised): callers use it to skip
+   * per-name checks, never to refuse.
+   */
+  readonly matchesEverything: boolean;
+
   constructor(source: string, program: Instruction[], start: number) {
     this.source = source;
     this.#program = program;
@@ -789,6 +797,24 @@ export class GoRegexp {
     this.#current = new Int32Array(program.length);
     this.#next = new Int32Array(program.length);
     this.#stack = new Int32Array(program.length + 1);
+    this.matchesEverything = this.#matchesEmptyPrefix();
+  }
+
+  /** Whether the match state is reachable at position 0 through assertions true of any text there. */
+  #matchesEmptyPrefix(): boolean {
+    const seen = new Set<number>();
+    const stack = [this.#start];
+    while (stack.length > 0) {
+      const at = stack.pop()!;
+      if (seen.has(at)) continue;
+      seen.add(at);
+      const inst = this.#program[at];
+      if (inst.op === OP_MATCH) return true;
+      if (inst.op === OP_SPLIT) stack.push(inst.next, inst.alt);
+      const always = inst.assertion === "beginText" || inst.assertion === "beginLine";
+      if (inst.op === OP_ASSERT && always) stack.push(inst.next);
+    }
+    return false;
   }
 
   /** Number of instructions: the cost factor of each match. */

@@ -1,0 +1,277 @@
+// Who may do what: --producer-networks, --admin-networks and
+// --auth-http-address as route policies for the API's table (api.ts applies
+// them by kind of route, as the Go daemon's Decorate does) and a test for TCP
+// peers. With none of the flags, no policy is installed at all.
+//
+// - TCP: a peer outside --producer-networks is refused before it sends a byte.
+// - Admin routes (mutations, /debug): only --admin-networks; when auth is on
+//   and no admin network is given, nobody (the door does not stay open).
+// - Query routes, with auth on: peers in either network read without a
+//   secret (nsqd, nsqadmin); others need `Authorization: Bearer <secret>`
+//   whose auth answer lets them subscribe to the topic, and see only the
+//   topics and channels it lets them use.
+
+import {
+  type AuthState,
+  bearerSecret,
+  maySubscribe,
+  maySubscribeChannel,
+  mayUseTopic,
+  seesEveryChannel,
+  seesEveryTopic,
+} from "./auth.ts";
+import type { AuthOutcome, AuthService } from "./auth_service.ts";
+import { formatIp, type NetworkSet, peerIp } from "./networks.ts";
+import { type HttpError, httpError } from "../errors.ts";
+import { goJsonString } from "../gocompat/json.ts";
+import type { QueryParams } from "../gocompat/query.ts";
+import type { ApiRequest, RouteKind } from "../http/api.ts";
+import { type RoutePolicy, when } from "../http/policies.ts";
+import type { Outcome } from "../http/render.ts";
+import { LEGACY_ALIASES, type MaybePromise, splitTarget } from "../http/router.ts";
+import type { RouteFn, RouteRequest, Visibility } from "../http/routes.ts";
+
+export const FORBIDDEN = "FORBIDDEN";
+export const AUTH_REQUIRED = "AUTH_REQUIRED";
+export const AUTH_FAILED = "AUTH_FAILED";
+export const UNAUTHORIZED = "UNAUTHORIZED";
+export const AUTH_UNAVAILABLE = "AUTH_UNAVAILABLE";
+
+/** The `reason` label of the refusal counters. */
+export type RefusalReason =
+  | "network"
+  | "auth_required"
+  | "auth_failed"
+  | "unauthorized"
+  | "auth_unavailable";
+
+export interface AccessObserver {
+  refused(protocol: "tcp" | "http", reason: RefusalReason): void;
+}
+
+interface Refusal {
+  readonly kind: "refuse";
+  readonly error: HttpError;
+  readonly reason: RefusalReason;
+}
+
+interface Grant {
+  readonly kind: "grant";
+  /** What the route may show; absent: everything. */
+  readonly visible?: Visibility;
+  /** Applied to the route's outcome (/nodes, whose route has no visibility). */
+  readonly after?: (outcome: Outcome) => Outcome;
+}
+
+type Decision = Grant | Refusal;
+
+const GRANT: Grant = { kind: "grant" };
+
+const refusal = (status: number, code: string, reason: RefusalReason): Refusal => ({
+  kind: "refuse",
+  error: httpError(status, code),
+  reason,
+});
+
+const REFUSE_NETWORK = refusal(403, FORBIDDEN, "network");
+const REFUSE_NO_SECRET = refusal(401, AUTH_REQUIRED, "auth_required");
+const REFUSE_SECRET = refusal(403, AUTH_FAILED, "auth_failed");
+const REFUSE_TOPIC = refusal(403, UNAUTHORIZED, "unauthorized");
+const REFUSE_UNAVAILABLE = refusal(503, AUTH_UNAVAILABLE, "auth_unavailable");
+
+export interface AccessPolicyOptions {
+  /** `--producer-networks`; undefined: anyone may register. */
+  producerNetworks?: NetworkSet;
+  /** `--admin-networks`; undefined: anyone may administer, unless auth is on. */
+  adminNetworks?: NetworkSet;
+  /** `--auth-http-address`; undefined: reads are open. */
+  auth?: AuthService;
+  observer?: AccessObserver;
+}
+
+export class AccessPolicy {
+  readonly #options: AccessPolicyOptions;
+  readonly #visibility = new WeakMap<AuthState, Visibility>();
+  readonly #nodeBodies = new WeakMap<AuthState, Map<string, string>>();
+
+  constructor(options: AccessPolicyOptions) {
+    this.#options = options;
+  }
+
+  /** Whether any rule is on: with none, nothing is installed anywhere. */
+  get active(): boolean {
+    const o = this.#options;
+    return o.producerNetworks !== undefined || o.adminNetworks !== undefined ||
+      o.auth !== undefined;
+  }
+
+  /** TCP: whether a peer may connect to register (`--producer-networks`). */
+  mayRegister(remote: Deno.NetAddr): boolean {
+    const networks = this.#options.producerNetworks;
+    return networks === undefined || networks.contains(remote.hostname);
+  }
+
+  /** The route policies for createHttpApi, by kind of route; none when no rule is on. */
+  routePolicies(): Partial<Record<RouteKind, RoutePolicy[]>> {
+    const { adminNetworks, auth } = this.#options;
+    const policies: Partial<Record<RouteKind, RoutePolicy[]>> = {};
+    if (adminNetworks !== undefined || auth !== undefined) {
+      policies.admin = [this.#policy((req) => this.decideAdmin(req.request))];
+    }
+    if (auth !== undefined) {
+      policies.query = [this.#policy((req) => this.decideQuery(req.params, req.request))];
+    }
+    return policies;
+  }
+
+  #policy(decide: (req: RouteRequest) => MaybePromise<Decision>): RoutePolicy {
+    return (next) => (req) => {
+      const decision = decide(req);
+      return decision instanceof Promise
+        ? decision.then((d) => this.#apply(d, next, req))
+        : this.#apply(decision, next, req);
+    };
+  }
+
+  #apply(decision: Decision, next: RouteFn, req: RouteRequest): MaybePromise<Outcome> {
+    if (decision.kind === "refuse") {
+      this.#options.observer?.refused("http", decision.reason);
+      return decision.error;
+    }
+    const routed = next(
+      decision.visible === undefined ? req : { ...req, visible: decision.visible },
+    );
+    return decision.after === undefined ? routed : when(routed, decision.after);
+  }
+
+  /** Admin routes: --admin-networks only; nobody when auth is on without it. */
+  decideAdmin(request: ApiRequest): Decision {
+    const { adminNetworks, auth } = this.#options;
+    if (adminNetworks === undefined) return auth === undefined ? GRANT : REFUSE_NETWORK;
+    const host = request.remoteAddr?.hostname;
+    return host !== undefined && adminNetworks.contains(host) ? GRANT : REFUSE_NETWORK;
+  }
+
+  /** Query routes with auth on: synchronous unless the auth server must be asked. */
+  decideQuery(params: QueryParams, request: ApiRequest): MaybePromise<Decision> {
+    const { adminNetworks, producerNetworks, auth } = this.#options;
+    if (auth === undefined) return GRANT;
+    const host = request.remoteAddr?.hostname;
+    if (
+      host !== undefined &&
+      (adminNetworks?.contains(host) === true || producerNetworks?.contains(host) === true)
+    ) {
+      return GRANT;
+    }
+    const secret = bearerSecret(request.authorization);
+    if (secret === undefined) return REFUSE_NO_SECRET;
+    const ip = host === undefined ? undefined : peerIp(host);
+    const outcome = auth.lookup({
+      remoteIp: ip === undefined ? (host ?? "") : formatIp(ip),
+      tls: request.tls === true,
+      secret,
+    });
+    const path = routePath(request.target);
+    return when(outcome, (o) => this.#decideRoute(path, params, o));
+  }
+
+  #decideRoute(path: string, params: QueryParams, outcome: AuthOutcome): Decision {
+    if (outcome.kind === "refused") return REFUSE_SECRET;
+    if (outcome.kind === "unavailable") return REFUSE_UNAVAILABLE;
+    const { state } = outcome;
+    const topic = params.get("topic");
+    switch (path) {
+      case "/lookup":
+      case "/channels":
+        // Without a topic the route answers 400 itself.
+        if (topic === undefined) return GRANT;
+        if (!maySubscribe(state, topic)) return REFUSE_TOPIC;
+        return seesEveryChannel(state, topic)
+          ? GRANT
+          : { kind: "grant", visible: this.#visible(state) };
+      case "/topics":
+        return seesEveryTopic(state) ? GRANT : { kind: "grant", visible: this.#visible(state) };
+      case "/nodes":
+        return seesEveryTopic(state)
+          ? GRANT
+          : { kind: "grant", after: (o) => this.#filterNodes(state, o) };
+    }
+    return GRANT;
+  }
+
+  #visible(state: AuthState): Visibility {
+    let visible = this.#visibility.get(state);
+    if (visible === undefined) {
+      visible = {
+        topic: (topic) => mayUseTopic(state, topic),
+        channel: (topic, channel) => maySubscribeChannel(state, topic, channel),
+      };
+      this.#visibility.set(state, visible);
+    }
+    return visible;
+  }
+
+  /** /nodes cut down to the topics the secret may use; remembered per body (the route caches it). */
+  #filterNodes(state: AuthState, outcome: Outcome): Outcome {
+    if (outcome.kind !== "json") return outcome;
+    let bodies = this.#nodeBodies.get(state);
+    if (bodies === undefined) {
+      bodies = new Map();
+      this.#nodeBodies.set(state, bodies);
+    }
+    let body = bodies.get(outcome.body);
+    if (body === undefined) {
+      body = filterNodes(outcome.body, (topic) => mayUseTopic(state, topic));
+      if (bodies.size >= 16) bodies.clear();
+      bodies.set(outcome.body, body);
+    }
+    return { kind: "json", body };
+  }
+}
+
+/** The route a request reached: its path, legacy names mapped. */
+function routePath(target: string): string {
+  const { path } = splitTarget(target);
+  return LEGACY_ALIASES.get(path) ?? path;
+}
+
+type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** Our JSON back to text as Go's encoding/json wrote it (key order kept). */
+function goJson(value: JsonValue): string {
+  if (value === null) return "null";
+  if (typeof value === "string") return goJsonString(value);
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  if (Array.isArray(value)) return `[${value.map(goJson).join(",")}]`;
+  return `{${Object.keys(value).map((k) => `${goJsonString(k)}:${goJson(value[k])}`).join(",")}}`;
+}
+
+/**
+ * A /nodes document with each producer's `topics` (and the `tombstones` flags
+ * beside them) cut down to those `keep` allows; the same text when none goes.
+ */
+export function filterNodes(body: string, keep: (topic: string) => boolean): string {
+  const doc = JSON.parse(body) as { producers?: { [key: string]: JsonValue }[] };
+  let changed = false;
+  for (const producer of doc.producers ?? []) {
+    const { topics, tombstones } = producer;
+    if (!Array.isArray(topics)) continue;
+    const kept = topics.map((t) => typeof t === "string" && keep(t));
+    if (kept.every(Boolean)) continue;
+    changed = true;
+    producer.topics = topics.filter((_, i) => kept[i]);
+    if (Array.isArray(tombstones)) producer.tombstones = tombstones.filter((_, i) => kept[i]);
+  }
+  return changed ? goJson(doc as JsonValue) : body;
+}
+
+/** The TCP refusal's payload; nsqlookupd frames every response as size, then text. */
+export const TCP_REFUSAL_TEXT = "E_UNAUTHORIZED client address not in --producer-networks";
+
+export function tcpRefusalFrame(): Uint8Array {
+  const payload = new TextEncoder().encode(TCP_REFUSAL_TEXT);
+  const frame = new Uint8Array(4 + payload.length);
+  new DataView(frame.buffer).setUint32(0, payload.length);
+  frame.set(payload, 4);
+  return frame;
+}
