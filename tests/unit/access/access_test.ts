@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { createAccess, TCP_REFUSAL_LOG_INTERVAL_MS } from "../../../src/access/access.ts";
+import { type Network, parseNetworkList } from "../../../src/access/networks.ts";
+import { captureLogger, ManualClock } from "../../support/helpers.ts";
+
+function nets(text: string): Network[] {
+  const parsed = parseNetworkList(text);
+  assert.ok(parsed.ok);
+  return parsed.ok ? parsed.value : [];
+}
+
+const NONE = {
+  producerNetworks: undefined,
+  adminNetworks: undefined,
+  authHttpAddresses: [],
+  httpClientRequestTimeoutMs: 5000,
+};
+const addr = (hostname: string, port = 4000): Deno.NetAddr => ({
+  transport: "tcp",
+  hostname,
+  port,
+});
+
+Deno.test("access: nothing is built without an access flag", () => {
+  const { logger } = captureLogger();
+  assert.equal(createAccess(NONE, { logger }), undefined);
+});
+
+Deno.test("access: each rule that is on is named at start-up", () => {
+  const { logger } = captureLogger();
+  const access = createAccess({
+    ...NONE,
+    producerNetworks: nets("10.0.0.0/8"),
+    authHttpAddresses: ["auth:4181"],
+  }, { logger });
+  assert.deepEqual(access?.summary, [
+    "ACCESS: TCP clients only from 10.0.0.0/8",
+    "ACCESS: mutating routes and /debug refused to all (no --admin-networks)",
+    "ACCESS: /lookup, /channels, /topics, /nodes need a secret accepted by auth:4181 " +
+    "(except from 10.0.0.0/8)",
+  ]);
+  const admins = createAccess({ ...NONE, adminNetworks: nets("::1") }, { logger });
+  assert.deepEqual(admins?.summary, ["ACCESS: mutating routes and /debug only from ::1/128"]);
+  assert.equal(admins?.admit, undefined);
+  assert.equal(admins?.auth, undefined);
+});
+
+Deno.test("access: TCP admission refuses outsiders with one frame, counted, logged once per interval", () => {
+  const clock = new ManualClock(0);
+  const { logger, logs } = captureLogger();
+  const access = createAccess({ ...NONE, producerNetworks: nets("127.0.0.1") }, {
+    logger,
+    now: clock.now,
+  })!;
+  assert.equal(access.admit?.(addr("127.0.0.1")), undefined);
+  const first = access.admit?.(addr("127.0.0.2", 1111));
+  assert.ok(first !== undefined);
+  for (let i = 0; i < 1000; i++) assert.equal(access.admit?.(addr("127.0.0.2")), first);
+  clock.advance(TCP_REFUSAL_LOG_INTERVAL_MS);
+  access.admit?.(addr("::1", 2222));
+  assert.deepEqual(logs, [
+    "WARNING: TCP: refused client(127.0.0.2:1111) - not in --producer-networks (further refusals " +
+    "are counted in /metrics and summed up here at most every 10s)",
+    "WARNING: TCP: refused 1001 more client(s) not in --producer-networks, the last one " +
+    "[::1]:2222 (1002 in all)",
+  ]);
+  assert.match(
+    access.metrics.render(),
+    /^nsqlookupd_refused_total\{protocol="tcp",reason="network"\} 1002$/m,
+  );
+});
+
+Deno.test("access: metrics list every refusal reason of the rules that are on, from zero", () => {
+  const { logger } = captureLogger();
+  const access = createAccess({
+    ...NONE,
+    adminNetworks: nets("::1"),
+    authHttpAddresses: ["a:1", "b:2"],
+  }, { logger })!;
+  const text = access.metrics.render();
+  for (
+    const reason of ["network", "auth_required", "auth_failed", "unauthorized", "auth_unavailable"]
+  ) {
+    assert.ok(
+      text.includes(`nsqlookupd_refused_total{protocol="http",reason="${reason}"} 0`),
+      reason,
+    );
+  }
+  assert.ok(!text.includes('protocol="tcp"'));
+  assert.ok(text.includes('nsqlookupd_auth_queries_total{server="b:2",result="failed"} 0'));
+  assert.ok(text.includes("nsqlookupd_auth_cache_entries 0"));
+  assert.ok(text.includes("nsqlookupd_auth_servers_failing 0"));
+});
