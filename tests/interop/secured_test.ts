@@ -28,10 +28,8 @@ function findBinDir(): string | undefined {
 }
 
 const BIN = findBinDir();
+/** Without the programs the tests show as ignored, not passed. */
 const ignore = BIN === undefined;
-if (ignore) {
-  console.error("secured_test: NSQ programs not found (NSQ_BIN_DIR or .tools/nsq): ignored");
-}
 
 // ---- A real program as a child process --------------------------------------
 
