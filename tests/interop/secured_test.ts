@@ -279,7 +279,6 @@ const INPUTS = [
 Deno.test({
   name: "interop: auth patterns are compiled and matched as nsqd's Go regexp does (asked of nsqd)",
   ignore,
-  sanitizeResources: false,
   fn: async () => {
     const answers: Record<string, AuthAnswer> = {};
     PATTERNS.forEach((pattern, i) => {
