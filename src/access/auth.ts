@@ -293,6 +293,11 @@ export function seesEveryChannel(state: AuthState, topic: string): boolean {
 /** The secret of an `Authorization: Bearer <secret>` header (scheme case-insensitive). */
 export function bearerSecret(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
+  // What go-nsq and pynsq send, without a regexp.
+  if (header.startsWith("Bearer ") && header.charCodeAt(7) !== 32) {
+    const secret = header.slice(7).trimEnd();
+    return secret === "" ? undefined : secret;
+  }
   const match = /^[Bb][Ee][Aa][Rr][Ee][Rr] +(.*)$/.exec(header);
   if (match === null) return undefined;
   const secret = match[1].trim();

@@ -92,7 +92,10 @@ export interface AccessPolicyOptions {
 export class AccessPolicy {
   readonly #options: AccessPolicyOptions;
   readonly #visibility = new WeakMap<AuthState, Visibility>();
-  readonly #nodeBodies = new WeakMap<AuthState, Map<string, string>>();
+  /** Filtered bodies per answer, by the route's body. */
+  readonly #bodies = new WeakMap<AuthState, Map<string, string>>();
+  readonly #topicDecisions = new WeakMap<AuthState, Map<string, Decision>>();
+  readonly #remoteIps = new Map<string, string>();
 
   constructor(options: AccessPolicyOptions) {
     this.#options = options;
@@ -165,9 +168,8 @@ export class AccessPolicy {
     }
     const secret = bearerSecret(request.authorization);
     if (secret === undefined) return REFUSE_NO_SECRET;
-    const ip = host === undefined ? undefined : peerIp(host);
     const outcome = auth.lookup({
-      remoteIp: ip === undefined ? (host ?? "") : formatIp(ip),
+      remoteIp: host === undefined ? "" : this.#remoteIp(host),
       tls: request.tls === true,
       secret,
     });
@@ -175,26 +177,68 @@ export class AccessPolicy {
     return when(outcome, (o) => this.#decideRoute(path, params, o));
   }
 
+  /** The address as nsqd tells the auth server (`10.0.0.1`, `::1`), remembered per peer host. */
+  #remoteIp(host: string): string {
+    let ip = this.#remoteIps.get(host);
+    if (ip === undefined) {
+      const bytes = peerIp(host);
+      ip = bytes === undefined ? host : formatIp(bytes);
+      if (this.#remoteIps.size >= 4096) this.#remoteIps.clear();
+      this.#remoteIps.set(host, ip);
+    }
+    return ip;
+  }
+
   #decideRoute(path: string, params: QueryParams, outcome: AuthOutcome): Decision {
     if (outcome.kind === "refused") return REFUSE_SECRET;
     if (outcome.kind === "unavailable") return REFUSE_UNAVAILABLE;
     const { state } = outcome;
     const topic = params.get("topic");
+    if (topic !== undefined && (path === "/lookup" || path === "/channels")) {
+      // Stable for as long as the answer is cached: decided once per topic.
+      let decisions = this.#topicDecisions.get(state);
+      if (decisions === undefined) {
+        decisions = new Map();
+        this.#topicDecisions.set(state, decisions);
+      }
+      const key = path === "/lookup" ? topic : `\u0000${topic}`;
+      let decision = decisions.get(key);
+      if (decision === undefined) {
+        decision = this.#decideTopic(path, state, topic);
+        if (decisions.size >= 1024) decisions.clear();
+        decisions.set(key, decision);
+      }
+      return decision;
+    }
+    return this.#decideList(path, state);
+  }
+
+  /**
+   * /lookup and /channels: the topic must be subscribable; its channels may be
+   * narrowed. /lookup's body is cached by the route, so it is narrowed after
+   * (once per body); /channels builds its list each time, narrowed as it goes.
+   */
+  #decideTopic(path: string, state: AuthState, topic: string): Decision {
+    if (!maySubscribe(state, topic)) return REFUSE_TOPIC;
+    if (seesEveryChannel(state, topic)) return GRANT;
+    if (path === "/channels") return { kind: "grant", visible: this.#visible(state) };
+    const keep = (channel: string): boolean => maySubscribeChannel(state, topic, channel);
+    return {
+      kind: "grant",
+      after: (o) => this.#filtered(state, o, (b) => filterChannels(b, keep)),
+    };
+  }
+
+  #decideList(path: string, state: AuthState): Decision {
     switch (path) {
-      case "/lookup":
-      case "/channels":
-        // Without a topic the route answers 400 itself.
-        if (topic === undefined) return GRANT;
-        if (!maySubscribe(state, topic)) return REFUSE_TOPIC;
-        return seesEveryChannel(state, topic)
-          ? GRANT
-          : { kind: "grant", visible: this.#visible(state) };
       case "/topics":
         return seesEveryTopic(state) ? GRANT : { kind: "grant", visible: this.#visible(state) };
       case "/nodes":
-        return seesEveryTopic(state)
-          ? GRANT
-          : { kind: "grant", after: (o) => this.#filterNodes(state, o) };
+        return seesEveryTopic(state) ? GRANT : {
+          kind: "grant",
+          after: (o) =>
+            this.#filtered(state, o, (b) => filterNodes(b, (t) => mayUseTopic(state, t))),
+        };
     }
     return GRANT;
   }
@@ -211,27 +255,31 @@ export class AccessPolicy {
     return visible;
   }
 
-  /** /nodes cut down to the topics the secret may use; remembered per body (the route caches it). */
-  #filterNodes(state: AuthState, outcome: Outcome): Outcome {
+  /** A JSON outcome through `filter`, remembered per answer and body (routes hand back cached bodies). */
+  #filtered(state: AuthState, outcome: Outcome, filter: (body: string) => string): Outcome {
     if (outcome.kind !== "json") return outcome;
-    let bodies = this.#nodeBodies.get(state);
+    let bodies = this.#bodies.get(state);
     if (bodies === undefined) {
       bodies = new Map();
-      this.#nodeBodies.set(state, bodies);
+      this.#bodies.set(state, bodies);
     }
     let body = bodies.get(outcome.body);
     if (body === undefined) {
-      body = filterNodes(outcome.body, (topic) => mayUseTopic(state, topic));
-      if (bodies.size >= 16) bodies.clear();
+      body = filter(outcome.body);
+      if (bodies.size >= 64) bodies.clear();
       bodies.set(outcome.body, body);
     }
-    return { kind: "json", body };
+    return body === outcome.body ? outcome : { kind: "json", body };
   }
 }
 
 /** The route a request reached: its path, legacy names mapped. */
 function routePath(target: string): string {
-  const { path } = splitTarget(target);
+  // The common origin-form target without escapes needs no full parse.
+  const question = target.indexOf("?");
+  const path = target[0] === "/" && !target.includes("%")
+    ? (question === -1 ? target : target.slice(0, question))
+    : splitTarget(target).path;
   return LEGACY_ALIASES.get(path) ?? path;
 }
 
@@ -244,6 +292,17 @@ function goJson(value: JsonValue): string {
   if (typeof value === "number" || typeof value === "boolean") return String(value);
   if (Array.isArray(value)) return `[${value.map(goJson).join(",")}]`;
   return `{${Object.keys(value).map((k) => `${goJsonString(k)}:${goJson(value[k])}`).join(",")}}`;
+}
+
+/** A /lookup document with only the channels `keep` allows; the same text when none goes. */
+export function filterChannels(body: string, keep: (channel: string) => boolean): string {
+  const doc = JSON.parse(body) as { [key: string]: JsonValue };
+  const { channels } = doc;
+  if (!Array.isArray(channels)) return body;
+  const kept = channels.filter((c) => typeof c === "string" && keep(c));
+  if (kept.length === channels.length) return body;
+  doc.channels = kept;
+  return goJson(doc);
 }
 
 /**
