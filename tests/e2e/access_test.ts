@@ -139,6 +139,33 @@ Deno.test("e2e access: a TCP peer outside --producer-networks gets one error fra
   );
 });
 
+Deno.test("e2e access: the refusal frame reaches a peer that writes first and reads later (as nsqd does)", async () => {
+  await using daemon = secured({
+    tcpAddress: "[::]:0",
+    httpAddress: "127.0.0.1:0",
+    producerNetworks: networks("127.0.0.1"),
+  });
+  for (let round = 0; round < 5; round++) {
+    const conn = await Deno.connect({ hostname: "::1", port: daemon.tcpAddr.port });
+    try {
+      // nsqd writes its magic, then its IDENTIFY, and only then reads. An
+      // abrupt close with the magic unread resets the connection: the
+      // IDENTIFY write fails and nsqd never reads the frame.
+      await conn.write(REGISTER.subarray(0, 4));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await conn.write(REGISTER.subarray(4));
+      const chunks: Uint8Array[] = [];
+      const buffer = new Uint8Array(1024);
+      for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+        chunks.push(buffer.slice(0, n));
+      }
+      assert.deepEqual(frameText(concat(chunks)), [REFUSAL]);
+    } finally {
+      conn.close();
+    }
+  }
+});
+
 Deno.test("e2e access: a TCP peer inside --producer-networks registers as before", async () => {
   await using daemon = secured({ producerNetworks: networks("127.0.0.1") });
   const client = await daemon.connect();

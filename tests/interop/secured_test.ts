@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { compileGoRegexp } from "../../src/access/goregexp.ts";
 import { type AuthAnswer, startAuthServer } from "../support/auth_server.ts";
-import { withTimeout } from "../support/helpers.ts";
+import { spawnDaemon, withTimeout } from "../support/helpers.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname;
 
@@ -331,5 +331,168 @@ Deno.test({
     for (const kind of ["OK", "E_UNAUTHORIZED", "E_AUTH_FAILED"]) {
       assert.ok(verdicts.some((v) => v.startsWith(kind)), `no ${kind} among nsqd's answers`);
     }
+  },
+});
+
+// ---- The secured cluster ----------------------------------------------------
+
+const FIXTURES = `${REPO}tests/fixtures/tls/`;
+const TOPIC = "secured_topic";
+
+async function httpJson(
+  url: string,
+  init: RequestInit = {},
+): Promise<{ status: number; text: string }> {
+  const res = await fetch(url, {
+    ...init,
+    headers: { Accept: "application/vnd.nsq; version=1.0", ...(init.headers ?? {}) },
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+async function until(check: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!(await check())) {
+    if (performance.now() > deadline) throw new Error(`not reached in ${ms} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+Deno.test({
+  name:
+    "interop: secured cluster: real nsqd, nsqadmin and nsq_tail keep working; a bad secret and a rogue nsqd do not",
+  ignore,
+  fn: async () => {
+    await using auth = startAuthServer({
+      GOOD: {
+        ttl: 3600,
+        identity: "tail",
+        authorizations: [
+          { topic: `^${TOPIC}$`, channels: [".*"], permissions: ["subscribe", "publish"] },
+        ],
+      },
+    });
+    await using daemon = await spawnDaemon([
+      "--tcp-address=[::]:0",
+      "--http-address=[::]:0",
+      "--https-address=[::]:0",
+      `--tls-cert=${FIXTURES}server.pem`,
+      `--tls-key=${FIXTURES}server.key`,
+      "--broadcast-address=127.0.0.1",
+      "--producer-networks=127.0.0.1/32",
+      "--admin-networks=127.0.0.1/32",
+      `--auth-http-address=${auth.address}`,
+    ]);
+    const https = Number(
+      (await daemon.waitForLine(/INFO: HTTPS: listening on .*:(\d+)$/)).match(/(\d+)$/)![1],
+    );
+    const lookupd = `127.0.0.1:${daemon.httpPort}`;
+    // nsqd registers from 127.0.0.1, an allowed network, and asks its own
+    // clients' secrets of the same auth server.
+    await using nsqd = await startNsqd([
+      `--lookupd-tcp-address=127.0.0.1:${daemon.tcpPort}`,
+      `--auth-http-address=${auth.address}`,
+    ]);
+    const pub = await httpJson(`http://127.0.0.1:${nsqd.httpPort}/pub?topic=${TOPIC}`, {
+      method: "POST",
+      body: "first message",
+    });
+    assert.equal(pub.status, 200, pub.text);
+    await until(
+      async () => (await httpJson(`http://${lookupd}/lookup?topic=${TOPIC}`)).status === 200,
+      "nsqd's topic at lookupd",
+    );
+
+    // A consumer with a good secret, from ::1 (outside both networks).
+    const tail = start("nsq_tail", [
+      `--lookupd-http-address=[::1]:${daemon.httpPort}`,
+      `--topic=${TOPIC}`,
+      "--channel=tail",
+      "--n=1",
+      "--consumer-opt=auth_secret,GOOD",
+    ]);
+    await tail.waitFor(/^first message$/, 20_000);
+    await tail.stop();
+
+    // The same over HTTPS (Go reads the test CA from SSL_CERT_FILE).
+    await httpJson(`http://127.0.0.1:${nsqd.httpPort}/pub?topic=${TOPIC}`, {
+      method: "POST",
+      body: "second message",
+    });
+    const tailTls = start("nsq_tail", [
+      `--lookupd-http-address=https://localhost:${https}`,
+      `--topic=${TOPIC}`,
+      "--channel=tail",
+      "--n=1",
+      "--consumer-opt=auth_secret,GOOD",
+    ], { SSL_CERT_FILE: `${FIXTURES}ca.pem` });
+    await tailTls.waitFor(/^second message$/, 20_000);
+    await tailTls.stop();
+
+    // A consumer with a bad secret learns nothing: lookupd answers 403.
+    const bad = start("nsq_tail", [
+      `--lookupd-http-address=[::1]:${daemon.httpPort}`,
+      `--topic=${TOPIC}`,
+      "--channel=bad",
+      "--consumer-opt=auth_secret,BAD",
+      "--consumer-opt=lookupd_poll_interval,1s",
+    ]);
+    await bad.waitFor(/403/, 20_000);
+    await bad.stop();
+    assert.ok(!bad.lines.some((l) => /^\w+ message$/.test(l)), bad.lines.join("\n"));
+    assert.ok(auth.queries.some((q) => q.secret === "BAD" && q.remoteIp === "::1"));
+
+    // A rogue nsqd registering from ::1 is refused before it registers anything.
+    await using rogue = await startNsqd([`--lookupd-tcp-address=[::1]:${daemon.tcpPort}`]);
+    await daemon.waitForLine(
+      /WARNING: TCP: refused client\(\[::1\]:\d+\) - not in --producer-networks/,
+    );
+    // The refusal reaches it (nsqd reads our frame as a non-JSON IDENTIFY reply).
+    await rogue.waitFor(
+      /ERROR: LOOKUPD\(\[::1\]:\d+\): parsing response - E_UNAUTHORIZED client address not in --producer-networks/,
+    );
+    const nodes = JSON.parse((await httpJson(`http://${lookupd}/nodes`)).text);
+    assert.deepEqual(nodes.producers.map((p: { tcp_port: number }) => p.tcp_port), [nsqd.tcpPort]);
+
+    // nsqadmin on an allowed host deletes a channel and tombstones the producer.
+    await using admin = start("nsqadmin", [
+      "--http-address=127.0.0.1:0",
+      `--lookupd-http-address=${lookupd}`,
+    ]);
+    const adminPort = Number((await admin.waitFor(/HTTP: listening on [^ ]*:(\d+)/))[1]);
+    const adminApi = `http://127.0.0.1:${adminPort}/api`;
+    const deleted = await httpJson(`${adminApi}/topics/${TOPIC}/tail`, { method: "DELETE" });
+    assert.equal(deleted.status, 200, deleted.text);
+    const channels = JSON.parse((await httpJson(`http://${lookupd}/channels?topic=${TOPIC}`)).text);
+    assert.ok(!channels.channels.includes("tail"), JSON.stringify(channels));
+    const tombstoned = await httpJson(`${adminApi}/nodes/127.0.0.1:${nsqd.httpPort}`, {
+      method: "DELETE",
+      body: JSON.stringify({ topic: TOPIC }),
+    });
+    assert.equal(tombstoned.status, 200, tombstoned.text);
+    // nsqadmin tombstones at lookupd, then deletes the topic on nsqd (which unregisters it).
+    await daemon.waitForLine(
+      new RegExp(
+        `INFO: DB: setting tombstone for producer@127\\.0\\.0\\.1:${nsqd.httpPort} of topic\\(${TOPIC}\\)`,
+      ),
+    );
+    await daemon.waitForLine(/INFO: 200 POST \/topic\/tombstone\?\S+ \(127\.0\.0\.1:\d+\)/);
+    // nsqadmin's reads came from an allowed host: never a secret, never a 401.
+    assert.ok(!daemon.lines.some((l) => /INFO: 401 .*\(127\.0\.0\.1:/.test(l)));
+  },
+});
+
+Deno.test({
+  name:
+    "interop: nsqadmin v1.3.0 cannot take an https:// lookupd address (it builds http:// URLs itself)",
+  ignore,
+  fn: async () => {
+    await using admin = start("nsqadmin", [
+      "--http-address=127.0.0.1:0",
+      "--lookupd-http-address=https://localhost:4162",
+    ]);
+    await admin.waitFor(
+      /FATAL: .*--lookupd-http-address \(https:\/\/localhost:4162\).*too many colons/,
+    );
   },
 });
