@@ -69,25 +69,3 @@ Deno.test("access: TCP admission refuses outsiders with one frame, counted, logg
     /^nsqlookupd_refused_total\{protocol="tcp",reason="network"\} 1002$/m,
   );
 });
-
-Deno.test("access: metrics list every refusal reason of the rules that are on, from zero", () => {
-  const { logger } = captureLogger();
-  const access = createAccess({
-    ...NONE,
-    adminNetworks: nets("::1"),
-    authHttpAddresses: ["a:1", "b:2"],
-  }, { logger })!;
-  const text = access.metrics.render();
-  for (
-    const reason of ["network", "auth_required", "auth_failed", "unauthorized", "auth_unavailable"]
-  ) {
-    assert.ok(
-      text.includes(`nsqlookupd_refused_total{protocol="http",reason="${reason}"} 0`),
-      reason,
-    );
-  }
-  assert.ok(!text.includes('protocol="tcp"'));
-  assert.ok(text.includes('nsqlookupd_auth_queries_total{server="b:2",result="failed"} 0'));
-  assert.ok(text.includes("nsqlookupd_auth_cache_entries 0"));
-  assert.ok(text.includes("nsqlookupd_auth_servers_failing 0"));
-});
