@@ -92,8 +92,7 @@ export interface AccessPolicyOptions {
 export class AccessPolicy {
   readonly #options: AccessPolicyOptions;
   readonly #visibility = new WeakMap<AuthState, Visibility>();
-  /** Filtered bodies per answer, by the route's body. */
-  readonly #bodies = new WeakMap<AuthState, Map<string, string>>();
+  readonly #nodeFilters = new WeakMap<AuthState, (outcome: Outcome) => Outcome>();
   readonly #topicDecisions = new WeakMap<AuthState, Map<string, Decision>>();
   readonly #remoteIps = new Map<string, string>();
 
@@ -223,10 +222,7 @@ export class AccessPolicy {
     if (seesEveryChannel(state, topic)) return GRANT;
     if (path === "/channels") return { kind: "grant", visible: this.#visible(state) };
     const keep = (channel: string): boolean => maySubscribeChannel(state, topic, channel);
-    return {
-      kind: "grant",
-      after: (o) => this.#filtered(state, o, (b) => filterChannels(b, keep)),
-    };
+    return { kind: "grant", after: memoFilter((body) => filterChannels(body, keep)) };
   }
 
   #decideList(path: string, state: AuthState): Decision {
@@ -234,13 +230,18 @@ export class AccessPolicy {
       case "/topics":
         return seesEveryTopic(state) ? GRANT : { kind: "grant", visible: this.#visible(state) };
       case "/nodes":
-        return seesEveryTopic(state) ? GRANT : {
-          kind: "grant",
-          after: (o) =>
-            this.#filtered(state, o, (b) => filterNodes(b, (t) => mayUseTopic(state, t))),
-        };
+        return seesEveryTopic(state) ? GRANT : { kind: "grant", after: this.#nodesFilter(state) };
     }
     return GRANT;
+  }
+
+  #nodesFilter(state: AuthState): (outcome: Outcome) => Outcome {
+    let filter = this.#nodeFilters.get(state);
+    if (filter === undefined) {
+      filter = memoFilter((body) => filterNodes(body, (topic) => mayUseTopic(state, topic)));
+      this.#nodeFilters.set(state, filter);
+    }
+    return filter;
   }
 
   #visible(state: AuthState): Visibility {
@@ -254,23 +255,34 @@ export class AccessPolicy {
     }
     return visible;
   }
+}
 
-  /** A JSON outcome through `filter`, remembered per answer and body (routes hand back cached bodies). */
-  #filtered(state: AuthState, outcome: Outcome, filter: (body: string) => string): Outcome {
-    if (outcome.kind !== "json") return outcome;
-    let bodies = this.#bodies.get(state);
-    if (bodies === undefined) {
-      bodies = new Map();
-      this.#bodies.set(state, bodies);
-    }
-    let body = bodies.get(outcome.body);
+/**
+ * An outcome filter for one answer (and topic): JSON bodies through `filter`,
+ * each remembered by the route's body text, which the routes hand back from
+ * their caches unchanged until the registry changes.
+ */
+function memoFilter(filter: (body: string) => string): (outcome: Outcome) => Outcome {
+  const bodies = new Map<string, string>();
+  return (outcome) => {
+    let text: string;
+    if (outcome.kind === "json") text = outcome.body;
+    else if (outcome.kind === "json-slices") text = gather(outcome.slices);
+    else return outcome;
+    let body = bodies.get(text);
     if (body === undefined) {
-      body = filter(outcome.body);
-      if (bodies.size >= 64) bodies.clear();
-      bodies.set(outcome.body, body);
+      body = filter(text);
+      if (bodies.size >= 16) bodies.clear();
+      bodies.set(text, body);
     }
-    return body === outcome.body ? outcome : { kind: "json", body };
-  }
+    return outcome.kind === "json" && body === text ? outcome : { kind: "json", body };
+  };
+}
+
+function gather(slices: Iterator<string, void, undefined>): string {
+  let text = "";
+  for (let r = slices.next(); !r.done; r = slices.next()) text += r.value;
+  return text;
 }
 
 /** The route a request reached: its path, legacy names mapped. */

@@ -346,3 +346,38 @@ Deno.test("policy: filtering /nodes keeps tombstone flags beside their topics an
   );
   assert.equal(filterNodes(body, () => true), body);
 });
+
+Deno.test("policy: narrowed /lookup bodies are remembered per topic, even when two bodies are alike", async () => {
+  const clock = new ManualClock();
+  const registry = new Registry({
+    now: clock.now,
+    inactiveProducerTimeoutMs: 300_000,
+    tombstoneLifetimeMs: 45_000,
+  });
+  for (const topic of ["x", "y"]) {
+    for (const channel of ["a", "b"]) registry.createChannel(topic, channel);
+    registry.createTopic(topic);
+  }
+  const { logger } = captureLogger("fatal");
+  const body = '{"ttl":60,"authorizations":[' +
+    '{"topic":"^x$","channels":["^a$"],"permissions":["subscribe"]},' +
+    '{"topic":"^y$","channels":["^b$"],"permissions":["subscribe"]}]}';
+  const auth = new AuthService({
+    addresses: ["auth:1"],
+    timeoutMs: 1000,
+    logger,
+    now: clock.now,
+    query: () => Promise.resolve({ kind: "answer", status: 200, statusText: "OK", body }),
+  });
+  const api = createHttpApi({
+    registry,
+    logger,
+    policies: new AccessPolicy({ auth }).routePolicies(),
+  });
+  for (let round = 0; round < 2; round++) {
+    for (const [topic, channel] of [["x", "a"], ["y", "b"]]) {
+      const got = await call(api, req("GET", `/lookup?topic=${topic}`, "192.0.2.1", "Bearer s"));
+      assert.deepEqual(got, { status: 200, body: `{"channels":["${channel}"],"producers":[]}` });
+    }
+  }
+});
