@@ -623,127 +623,8 @@ export function captureLogger(level: LogLevel = "debug"): { logger: Logger; logs
   return { logger, logs };
 }
 
-// ---- Go clients' HTTP code, ported (tests/compat/) ----
-// go-nsq consumers, nsqd and nsqadmin are Go programs; these ports keep what
-// decides whether they work against us: encoding/json's decoding rules and
-// the request/response handling of their HTTP helpers.
-
-/** A Go struct (json tags → field types) as goUnmarshal decodes it. */
-export type GoSpec =
-  | "string"
-  | "int"
-  | "bool"
-  | readonly [GoSpec]
-  | { readonly [tag: string]: GoSpec };
-
-/** The TypeScript value goUnmarshal produces for a spec. */
-export type GoValue<S> = S extends "string" ? string
-  : S extends "int" ? number
-  : S extends "bool" ? boolean
-  : S extends readonly [infer E] ? GoValue<E>[]
-  : S extends { readonly [tag: string]: GoSpec } ? { -readonly [K in keyof S]: GoValue<S[K]> }
-  : never;
-
-/** What a Go client returns as `error` (or would panic with). */
-export class GoClientError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "GoClientError";
-  }
-}
-
-function jsonKind(value: unknown): string {
-  if (Array.isArray(value)) return "array";
-  return value === null ? "null" : typeof value === "object" ? "object" : typeof value;
-}
-
-function goDecode(value: unknown, spec: GoSpec, path: string): unknown {
-  const mismatch = (goType: string): GoClientError =>
-    new GoClientError(
-      `json: cannot unmarshal ${jsonKind(value)} into Go value ${path} of type ${goType}`,
-    );
-  if (spec === "string") {
-    if (value === undefined || value === null) return "";
-    if (typeof value !== "string") throw mismatch("string");
-    return value;
-  }
-  if (spec === "int") {
-    if (value === undefined || value === null) return 0;
-    if (typeof value !== "number" || !Number.isInteger(value)) throw mismatch("int");
-    return value;
-  }
-  if (spec === "bool") {
-    if (value === undefined || value === null) return false;
-    if (typeof value !== "boolean") throw mismatch("bool");
-    return value;
-  }
-  if (Array.isArray(spec)) {
-    if (value === undefined || value === null) return [];
-    if (!Array.isArray(value)) throw mismatch("slice");
-    return value.map((item, i) => goDecode(item, spec[0], `${path}[${i}]`));
-  }
-  const struct = spec as { readonly [tag: string]: GoSpec };
-  const object = value === undefined || value === null ? {} : value;
-  if (typeof object !== "object" || Array.isArray(object)) throw mismatch("struct");
-  const entries = Object.entries(object as Record<string, unknown>);
-  const out: Record<string, unknown> = {};
-  for (const [tag, fieldSpec] of Object.entries(struct)) {
-    // An exact key wins; otherwise the first key equal under case folding.
-    const exact = entries.find(([key]) => key === tag);
-    const folded = exact ?? entries.find(([key]) => key.toLowerCase() === tag.toLowerCase());
-    out[tag] = goDecode(folded?.[1], fieldSpec, `${path}.${tag}`);
-  }
-  return out;
-}
-
-/**
- * encoding/json.Unmarshal into a struct: keys match tags (case-insensitively
- * when no exact key), unknown keys are ignored, a missing key or null leaves
- * the zero value, a value of the wrong JSON type is an error.
- */
-export function goUnmarshal<S extends GoSpec>(body: string, spec: S): GoValue<S> {
-  let value: unknown;
-  try {
-    value = JSON.parse(body);
-  } catch (error) {
-    throw new GoClientError(`json: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  return goDecode(value, spec, "") as GoValue<S>;
-}
-
-/** Go's net.JoinHostPort. */
-export function joinHostPort(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
 /** The Accept header go-nsq, nsqd and nsqadmin send to nsqlookupd. */
 export const NSQ_V1_ACCEPT = "application/vnd.nsq; version=1.0";
-
-/**
- * nsq's internal/http_api `Client.GETV1` (v1.3.0), which nsqd and nsqadmin use:
- * Accept header, status 200 required, the body decoded as is — no unwrapping
- * of the pre-1.0 `{"status_code","data"}` envelope.
- */
-export async function nsqGETV1<S extends GoSpec>(endpoint: string, spec: S): Promise<GoValue<S>> {
-  const res = await fetch(endpoint, { headers: { Accept: NSQ_V1_ACCEPT } });
-  const body = await res.text();
-  if (res.status !== 200) {
-    throw new GoClientError(`got response ${res.status} ${res.statusText} ${JSON.stringify(body)}`);
-  }
-  return goUnmarshal(body, spec);
-}
-
-/**
- * `Client.POSTV1(endpoint, nil, nil)` as nsqadmin calls it: the parameters in
- * the query string, no body (Content-Length: 0), status 200 required.
- */
-export async function nsqPOSTV1(endpoint: string): Promise<void> {
-  const res = await fetch(endpoint, { method: "POST", headers: { Accept: NSQ_V1_ACCEPT } });
-  const body = await res.text();
-  if (res.status !== 200) {
-    throw new GoClientError(`got response ${res.status} ${res.statusText} ${JSON.stringify(body)}`);
-  }
-}
 
 /** A response as a BreakingProxy hands it to its mutation. */
 export interface ProxiedResponse {
@@ -754,8 +635,8 @@ export interface ProxiedResponse {
 
 /**
  * An HTTP proxy on 127.0.0.1:0 in front of `target` that rewrites every
- * response with `mutate`: the compat tests run against it to show that they
- * catch a daemon that gets a header, the body's shape or a field wrong.
+ * response with `mutate`: smoke_script_test.ts runs the smoke script against it to
+ * show that it catches a daemon that gets a header, the body's shape or a field wrong.
  */
 export function startBreakingProxy(
   target: string,

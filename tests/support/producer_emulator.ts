@@ -396,18 +396,3 @@ function closeQuietly(conn: Deno.Conn | undefined): void {
     // already closed
   }
 }
-
-/** An emulated nsqd at 127.0.0.1 (HTTP on tcpPort + 1) registering with `daemon`. */
-export function emulatedNsqd(
-  daemon: { tcpAddr: Deno.NetAddr },
-  name: string,
-  tcpPort: number,
-): ProducerEmulator {
-  return new ProducerEmulator({
-    lookupdPort: daemon.tcpAddr.port,
-    hostname: name,
-    broadcastAddress: "127.0.0.1",
-    tcpPort,
-    httpPort: tcpPort + 1,
-  });
-}

@@ -183,7 +183,7 @@ Deno.test("producer emulator: stop() while nothing listens leaves no timer or so
   await nsqd.stop();
 });
 
-Deno.test("producer emulator: after a daemon restart on the same ports, /lookup answers as before within one ping interval", async () => {
+Deno.test("producer emulator (reconnects at once, unlike nsqd): after a daemon restart on the same ports, /lookup answers as before within one ping interval", async () => {
   const [tcp, http] = twoFreePorts();
   const overrides = { tcpAddress: `127.0.0.1:${tcp}`, httpAddress: `127.0.0.1:${http}` };
   let daemon = startDaemon(overrides);
