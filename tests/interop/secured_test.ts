@@ -4,143 +4,56 @@
 // tests/support/auth_server.ts. And the Go regexp engine checked against the
 // one nsqd really uses, by asking nsqd itself.
 //
-// The programs come from NSQ_BIN_DIR, else .tools/nsq (see
-// /work/shared/nsq/README.md); without them these tests are ignored.
+// Run by `deno task interop`, which finds the programs (NSQ_BIN_DIR or PATH).
 
 import assert from "node:assert/strict";
 import { compileGoRegexp } from "../../src/access/goregexp.ts";
 import { type AuthAnswer, startAuthServer } from "../support/auth_server.ts";
-import { spawnDaemon, withTimeout } from "../support/helpers.ts";
+import { spawnDaemon } from "../support/helpers.ts";
+import { type RunningProgram, startProgram } from "../support/processes.ts";
+import { nsqPrograms } from "./programs.ts";
 
-const REPO = new URL("../../", import.meta.url).pathname;
+const REPO = decodeURIComponent(new URL("../../", import.meta.url).pathname);
 
-function findBinDir(): string | undefined {
-  const dirs = [Deno.env.get("NSQ_BIN_DIR"), `${REPO}.tools/nsq`];
-  for (const dir of dirs) {
-    if (dir === undefined || dir === "") continue;
-    try {
-      if (Deno.statSync(`${dir}/nsqd`).isFile) return dir.replace(/\/+$/, "");
-    } catch {
-      // not there
-    }
-  }
-  return undefined;
-}
-
-const BIN = findBinDir();
-/** Without the programs the tests show as ignored, not passed. */
-const ignore = BIN === undefined;
-
-// ---- A real program as a child process --------------------------------------
-
-interface Program extends AsyncDisposable {
-  readonly lines: string[];
-  waitFor(pattern: RegExp, ms?: number): Promise<RegExpExecArray>;
-  stop(): Promise<void>;
-}
-
-function start(name: string, args: string[], env: Record<string, string> = {}): Program {
-  const child = new Deno.Command(`${BIN}/${name}`, {
-    args,
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines: string[] = [];
-  let wake: (() => void)[] = [];
-  const collect = async (stream: ReadableStream<Uint8Array>): Promise<void> => {
-    let rest = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      rest += chunk;
-      const parts = rest.split("\n");
-      rest = parts.pop()!;
-      lines.push(...parts);
-      for (const w of wake.splice(0)) w();
-    }
-    if (rest !== "") lines.push(rest);
-    for (const w of wake.splice(0)) w();
-  };
-  const reading = Promise.all([collect(child.stdout), collect(child.stderr)]);
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    for (const w of wake.splice(0)) w();
-    return s;
+/** A real nsqd on loopback port 0 with extra flags (auth server, lookupds). */
+async function startNsqd(name: string, args: string[]): Promise<Nsqd> {
+  const dataPath = await Deno.makeTempDir({ prefix: "interop-secured-" });
+  const program = startProgram(nsqPrograms().nsqd, {
+    name,
+    args: [
+      "--tcp-address=127.0.0.1:0",
+      "--http-address=127.0.0.1:0",
+      "--broadcast-address=127.0.0.1",
+      `--data-path=${dataPath}`,
+      ...args,
+    ],
   });
-  const waitFor = (pattern: RegExp, ms = 10_000): Promise<RegExpExecArray> =>
-    withTimeout(
-      (async () => {
-        for (let i = 0;; i++) {
-          while (i >= lines.length) {
-            if (exited) throw new Error(`${name} exited; output:\n${lines.join("\n")}`);
-            await new Promise<void>((resolve) => wake.push(resolve));
-          }
-          const match = pattern.exec(lines[i]);
-          if (match !== null) return match;
-        }
-      })(),
-      ms,
-      `${name}: a line matching ${pattern}; output so far:\n${lines.join("\n")}`,
-    );
   const stop = async (): Promise<void> => {
-    if (!exited) {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // exited meanwhile
-      }
-    }
-    const timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // exited
-      }
-    }, 5_000);
-    await status;
-    clearTimeout(timer);
-    await reading;
-    wake = [];
-  };
-  return { lines, waitFor, stop, [Symbol.asyncDispose]: stop };
-}
-
-interface Nsqd extends Program {
-  readonly tcpPort: number;
-  readonly httpPort: number;
-  readonly dataPath: string;
-}
-
-async function startNsqd(args: string[]): Promise<Nsqd> {
-  const dataPath = await Deno.makeTempDir({ prefix: "nsqd-secured-" });
-  const program = start("nsqd", [
-    "--tcp-address=127.0.0.1:0",
-    "--http-address=127.0.0.1:0",
-    "--broadcast-address=127.0.0.1",
-    `--data-path=${dataPath}`,
-    ...args,
-  ]);
-  try {
-    const tcp = await program.waitFor(/TCP: listening on [^ ]*:(\d+)/);
-    const http = await program.waitFor(/HTTP: listening on [^ ]*:(\d+)/);
-    const stop = async (): Promise<void> => {
-      await program.stop();
+    try {
+      await program.stop("SIGTERM");
+    } finally {
       await Deno.remove(dataPath, { recursive: true }).catch(() => undefined);
-    };
+    }
+  };
+  try {
+    const tcp = await program.waitForLine(/TCP: listening on [^ ]*:(\d+)$/);
+    const http = await program.waitForLine(/HTTP: listening on [^ ]*:(\d+)$/);
     return {
-      ...program,
+      program,
       tcpPort: Number(tcp[1]),
       httpPort: Number(http[1]),
-      dataPath,
-      stop,
       [Symbol.asyncDispose]: stop,
     };
   } catch (error) {
-    await program.stop();
-    await Deno.remove(dataPath, { recursive: true }).catch(() => undefined);
+    await stop();
     throw error;
   }
+}
+
+interface Nsqd extends AsyncDisposable {
+  readonly program: RunningProgram;
+  readonly tcpPort: number;
+  readonly httpPort: number;
 }
 
 // ---- nsqd's client protocol (V2), just enough for AUTH and SUB ---------------
@@ -276,62 +189,44 @@ const INPUTS = [
   "b",
 ];
 
-Deno.test({
-  name: "interop: auth patterns are compiled and matched as nsqd's Go regexp does (asked of nsqd)",
-  ignore,
-  fn: async () => {
-    const answers: Record<string, AuthAnswer> = {};
-    PATTERNS.forEach((pattern, i) => {
-      answers[`t${i}`] = {
-        ttl: 3600,
-        authorizations: [{ topic: pattern, channels: [".*"], permissions: ["subscribe"] }],
-      };
-      answers[`c${i}`] = {
-        ttl: 3600,
-        authorizations: [{ topic: ".*", channels: [pattern], permissions: ["subscribe"] }],
-      };
-    });
-    await using auth = startAuthServer(answers);
-    await using nsqd = await startNsqd([`--auth-http-address=${auth.address}`]);
-    const disagreements: string[] = [];
-    const verdicts: string[] = [];
-    for (let i = 0; i < PATTERNS.length; i++) {
-      const pattern = PATTERNS[i];
+Deno.test("auth patterns: compiled and matched as nsqd's Go regexp does (asked of nsqd itself)", async (t) => {
+  const answers: Record<string, AuthAnswer> = {};
+  PATTERNS.forEach((pattern, i) => {
+    answers[`t${i}`] = {
+      ttl: 3600,
+      authorizations: [{ topic: pattern, channels: [".*"], permissions: ["subscribe"] }],
+    };
+    answers[`c${i}`] = {
+      ttl: 3600,
+      authorizations: [{ topic: ".*", channels: [pattern], permissions: ["subscribe"] }],
+    };
+  });
+  await using auth = startAuthServer(answers);
+  await using nsqd = await startNsqd("nsqd (auth)", [`--auth-http-address=${auth.address}`]);
+  const verdicts: string[] = [];
+  for (let i = 0; i < PATTERNS.length; i++) {
+    const pattern = PATTERNS[i];
+    await t.step(`pattern ${JSON.stringify(pattern)}`, async () => {
       const ours = compileGoRegexp(pattern);
       for (const input of ours.ok ? INPUTS : [INPUTS[0]]) {
         for (
           const [secret, topic, channel] of [[`t${i}`, input, "ch"], [`c${i}`, "topic", input]]
         ) {
           const verdict = await nsqdVerdict(nsqd.tcpPort, secret, topic, channel);
-          const goCompiles = !verdict.startsWith("E_AUTH_FAILED");
-          const goMatches = verdict === "OK";
           verdicts.push(verdict);
-          if (goCompiles !== ours.ok) {
-            disagreements.push(
-              `${JSON.stringify(pattern)}: Go ${
-                goCompiles ? "compiles" : "refuses"
-              } it (${verdict}), we ${ours.ok ? "compile" : "refuse"} it`,
-            );
-            break;
-          }
+          const goCompiles = !verdict.startsWith("E_AUTH_FAILED");
+          assert.equal(ours.ok, goCompiles, `Go: ${verdict}; we: ${JSON.stringify(ours)}`);
           if (!ours.ok) continue;
           const weMatch = ours.value.matchString(secret.startsWith("t") ? topic : channel);
-          if (goMatches !== weMatch) {
-            disagreements.push(
-              `${JSON.stringify(pattern)} on ${JSON.stringify(input)}: Go ${verdict}, we ${
-                weMatch ? "match" : "do not match"
-              }`,
-            );
-          }
+          assert.equal(weMatch, verdict === "OK", `on ${JSON.stringify(input)}: Go ${verdict}`);
         }
       }
-    }
-    assert.deepEqual(disagreements, []);
-    // Every kind of verdict came up: the comparison compared something.
-    for (const kind of ["OK", "E_UNAUTHORIZED", "E_AUTH_FAILED"]) {
-      assert.ok(verdicts.some((v) => v.startsWith(kind)), `no ${kind} among nsqd's answers`);
-    }
-  },
+    });
+  }
+  // Every kind of verdict came up: the comparison compared something.
+  for (const kind of ["OK", "E_UNAUTHORIZED", "E_AUTH_FAILED"]) {
+    assert.ok(verdicts.some((v) => v.startsWith(kind)), `no ${kind} among nsqd's answers`);
+  }
 });
 
 // ---- The secured cluster ----------------------------------------------------
@@ -339,7 +234,7 @@ Deno.test({
 const FIXTURES = `${REPO}tests/fixtures/tls/`;
 const TOPIC = "secured_topic";
 
-async function httpJson(
+async function http(
   url: string,
   init: RequestInit = {},
 ): Promise<{ status: number; text: string }> {
@@ -350,149 +245,165 @@ async function httpJson(
   return { status: res.status, text: await res.text() };
 }
 
-async function until(check: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`not reached in ${ms} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+async function publish(nsqd: Nsqd, body: string): Promise<void> {
+  const res = await http(`http://127.0.0.1:${nsqd.httpPort}/pub?topic=${TOPIC}`, {
+    method: "POST",
+    body,
+  });
+  assert.equal(res.status, 200, res.text);
 }
 
-Deno.test({
-  name:
-    "interop: secured cluster: real nsqd, nsqadmin and nsq_tail keep working; a bad secret and a rogue nsqd do not",
-  ignore,
-  fn: async () => {
-    await using auth = startAuthServer({
-      GOOD: {
-        ttl: 3600,
-        identity: "tail",
-        authorizations: [
-          { topic: `^${TOPIC}$`, channels: [".*"], permissions: ["subscribe", "publish"] },
-        ],
-      },
-    });
-    await using daemon = await spawnDaemon([
-      "--tcp-address=[::]:0",
-      "--http-address=[::]:0",
-      "--https-address=[::]:0",
-      `--tls-cert=${FIXTURES}server.pem`,
-      `--tls-key=${FIXTURES}server.key`,
-      "--broadcast-address=127.0.0.1",
-      "--producer-networks=127.0.0.1/32",
-      "--admin-networks=127.0.0.1/32",
-      `--auth-http-address=${auth.address}`,
-    ]);
-    const https = Number(
-      (await daemon.waitForLine(/INFO: HTTPS: listening on .*:(\d+)$/)).match(/(\d+)$/)![1],
-    );
-    const lookupd = `127.0.0.1:${daemon.httpPort}`;
-    // nsqd registers from 127.0.0.1, an allowed network, and asks its own
-    // clients' secrets of the same auth server.
-    await using nsqd = await startNsqd([
-      `--lookupd-tcp-address=127.0.0.1:${daemon.tcpPort}`,
-      `--auth-http-address=${auth.address}`,
-    ]);
-    const pub = await httpJson(`http://127.0.0.1:${nsqd.httpPort}/pub?topic=${TOPIC}`, {
-      method: "POST",
-      body: "first message",
-    });
-    assert.equal(pub.status, 200, pub.text);
-    await until(
-      async () => (await httpJson(`http://${lookupd}/lookup?topic=${TOPIC}`)).status === 200,
-      "nsqd's topic at lookupd",
-    );
-
-    // A consumer with a good secret, from ::1 (outside both networks).
-    const tail = start("nsq_tail", [
-      `--lookupd-http-address=[::1]:${daemon.httpPort}`,
+/** nsq_tail for one message with `secret`, from where `lookupd` makes it connect. */
+async function tailOne(
+  lookupd: string,
+  secret: string,
+  env: Record<string, string> = {},
+): Promise<string> {
+  await using tail = startProgram(nsqPrograms().nsq_tail, {
+    name: `nsq_tail (${secret})`,
+    args: [
+      `--lookupd-http-address=${lookupd}`,
       `--topic=${TOPIC}`,
       "--channel=tail",
       "--n=1",
-      "--consumer-opt=auth_secret,GOOD",
-    ]);
-    await tail.waitFor(/^first message$/, 20_000);
-    await tail.stop();
+      `--consumer-opt=auth_secret,${secret}`,
+    ],
+    env,
+  });
+  const line = await tail.waitForLine(/^\w+ message$/, { stream: "stdout", ms: 20_000 });
+  return line[0];
+}
 
-    // The same over HTTPS (Go reads the test CA from SSL_CERT_FILE).
-    await httpJson(`http://127.0.0.1:${nsqd.httpPort}/pub?topic=${TOPIC}`, {
-      method: "POST",
-      body: "second message",
+Deno.test("secured cluster: real nsqd, nsqadmin and nsq_tail keep working; a bad secret and a rogue nsqd do not", async (t) => {
+  await using auth = startAuthServer({
+    GOOD: {
+      ttl: 3600,
+      identity: "tail",
+      authorizations: [
+        { topic: `^${TOPIC}$`, channels: [".*"], permissions: ["subscribe", "publish"] },
+      ],
+    },
+  });
+  await using daemon = await spawnDaemon([
+    "--tcp-address=[::]:0",
+    "--http-address=[::]:0",
+    "--https-address=[::]:0",
+    `--tls-cert=${FIXTURES}server.pem`,
+    `--tls-key=${FIXTURES}server.key`,
+    "--broadcast-address=127.0.0.1",
+    "--producer-networks=127.0.0.1/32",
+    "--admin-networks=127.0.0.1/32",
+    `--auth-http-address=${auth.address}`,
+  ]);
+  const httpsPort = Number(
+    (await daemon.waitForLine(/INFO: HTTPS: listening on .*:(\d+)$/)).match(/(\d+)$/)![1],
+  );
+  const lookupd = `127.0.0.1:${daemon.httpPort}`;
+  // nsqd registers from 127.0.0.1 and asks its own clients' secrets of the same auth server.
+  await using nsqd = await startNsqd("nsqd", [
+    `--lookupd-tcp-address=127.0.0.1:${daemon.tcpPort}`,
+    `--auth-http-address=${auth.address}`,
+  ]);
+
+  await t.step("nsqd registers from an allowed address, reading without a secret", async () => {
+    await publish(nsqd, "first message");
+    const deadline = performance.now() + 15_000;
+    while ((await http(`http://${lookupd}/lookup?topic=${TOPIC}`)).status !== 200) {
+      assert.ok(performance.now() < deadline, "nsqd's topic never showed at lookupd");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.ok(
+      !daemon.lines.some((l) => / 40[13] .*\(127\.0\.0\.1:/.test(l)),
+      daemon.lines.join("\n"),
+    );
+  });
+
+  await t.step(
+    "nsq_tail with a good secret consumes, from ::1 (outside both networks)",
+    async () => {
+      assert.equal(await tailOne(`[::1]:${daemon.httpPort}`, "GOOD"), "first message");
+      assert.ok(auth.queries.some((q) => q.secret === "GOOD" && q.remoteIp === "::1"));
+    },
+  );
+
+  await t.step(
+    "nsq_tail with a good secret consumes over HTTPS (test CA in SSL_CERT_FILE)",
+    async () => {
+      await publish(nsqd, "second message");
+      const got = await tailOne(`https://localhost:${httpsPort}`, "GOOD", {
+        SSL_CERT_FILE: `${FIXTURES}ca.pem`,
+      });
+      assert.equal(got, "second message");
+    },
+  );
+
+  await t.step("nsq_tail with a bad secret learns nothing: lookupd answers 403", async () => {
+    await using bad = startProgram(nsqPrograms().nsq_tail, {
+      name: "nsq_tail (BAD)",
+      args: [
+        `--lookupd-http-address=[::1]:${daemon.httpPort}`,
+        `--topic=${TOPIC}`,
+        "--channel=bad",
+        "--consumer-opt=auth_secret,BAD",
+      ],
     });
-    const tailTls = start("nsq_tail", [
-      `--lookupd-http-address=https://localhost:${https}`,
-      `--topic=${TOPIC}`,
-      "--channel=tail",
-      "--n=1",
-      "--consumer-opt=auth_secret,GOOD",
-    ], { SSL_CERT_FILE: `${FIXTURES}ca.pem` });
-    await tailTls.waitFor(/^second message$/, 20_000);
-    await tailTls.stop();
-
-    // A consumer with a bad secret learns nothing: lookupd answers 403.
-    const bad = start("nsq_tail", [
-      `--lookupd-http-address=[::1]:${daemon.httpPort}`,
-      `--topic=${TOPIC}`,
-      "--channel=bad",
-      "--consumer-opt=auth_secret,BAD",
-      "--consumer-opt=lookupd_poll_interval,1s",
-    ]);
-    await bad.waitFor(/403/, 20_000);
-    await bad.stop();
-    assert.ok(!bad.lines.some((l) => /^\w+ message$/.test(l)), bad.lines.join("\n"));
+    await bad.waitForLine(/got response 403 .*AUTH_FAILED/, { ms: 20_000 });
+    await bad.stop("SIGTERM");
+    assert.deepEqual(bad.stdout, []);
     assert.ok(auth.queries.some((q) => q.secret === "BAD" && q.remoteIp === "::1"));
+  });
 
-    // A rogue nsqd registering from ::1 is refused before it registers anything.
-    await using rogue = await startNsqd([`--lookupd-tcp-address=[::1]:${daemon.tcpPort}`]);
+  await t.step("a rogue nsqd from ::1 gets the refusal frame and registers nothing", async () => {
+    await using rogue = await startNsqd("nsqd (rogue)", [
+      `--lookupd-tcp-address=[::1]:${daemon.tcpPort}`,
+    ]);
     await daemon.waitForLine(
       /WARNING: TCP: refused client\(\[::1\]:\d+\) - not in --producer-networks/,
     );
-    // The refusal reaches it (nsqd reads our frame as a non-JSON IDENTIFY reply).
-    await rogue.waitFor(
+    // nsqd reads our frame as a reply to its IDENTIFY that is no JSON.
+    await rogue.program.waitForLine(
       /ERROR: LOOKUPD\(\[::1\]:\d+\): parsing response - E_UNAUTHORIZED client address not in --producer-networks/,
     );
-    const nodes = JSON.parse((await httpJson(`http://${lookupd}/nodes`)).text);
+    const nodes = JSON.parse((await http(`http://${lookupd}/nodes`)).text);
     assert.deepEqual(nodes.producers.map((p: { tcp_port: number }) => p.tcp_port), [nsqd.tcpPort]);
+  });
 
-    // nsqadmin on an allowed host deletes a channel and tombstones the producer.
-    await using admin = start("nsqadmin", [
-      "--http-address=127.0.0.1:0",
-      `--lookupd-http-address=${lookupd}`,
-    ]);
-    const adminPort = Number((await admin.waitFor(/HTTP: listening on [^ ]*:(\d+)/))[1]);
-    const adminApi = `http://127.0.0.1:${adminPort}/api`;
-    const deleted = await httpJson(`${adminApi}/topics/${TOPIC}/tail`, { method: "DELETE" });
-    assert.equal(deleted.status, 200, deleted.text);
-    const channels = JSON.parse((await httpJson(`http://${lookupd}/channels?topic=${TOPIC}`)).text);
-    assert.ok(!channels.channels.includes("tail"), JSON.stringify(channels));
-    const tombstoned = await httpJson(`${adminApi}/nodes/127.0.0.1:${nsqd.httpPort}`, {
-      method: "DELETE",
-      body: JSON.stringify({ topic: TOPIC }),
-    });
-    assert.equal(tombstoned.status, 200, tombstoned.text);
-    // nsqadmin tombstones at lookupd, then deletes the topic on nsqd (which unregisters it).
-    await daemon.waitForLine(
-      new RegExp(
-        `INFO: DB: setting tombstone for producer@127\\.0\\.0\\.1:${nsqd.httpPort} of topic\\(${TOPIC}\\)`,
-      ),
-    );
-    await daemon.waitForLine(/INFO: 200 POST \/topic\/tombstone\?\S+ \(127\.0\.0\.1:\d+\)/);
-    // nsqadmin's reads came from an allowed host: never a secret, never a 401.
-    assert.ok(!daemon.lines.some((l) => /INFO: 401 .*\(127\.0\.0\.1:/.test(l)));
-  },
+  await t.step(
+    "nsqadmin on an allowed host deletes a channel and tombstones the producer",
+    async () => {
+      await using admin = startProgram(nsqPrograms().nsqadmin, {
+        name: "nsqadmin",
+        args: ["--http-address=127.0.0.1:0", `--lookupd-http-address=${lookupd}`],
+      });
+      const adminPort = Number((await admin.waitForLine(/HTTP: listening on [^ ]*:(\d+)$/))[1]);
+      const api = `http://127.0.0.1:${adminPort}/api`;
+      const deleted = await http(`${api}/topics/${TOPIC}/tail`, { method: "DELETE" });
+      assert.equal(deleted.status, 200, deleted.text);
+      const channels = JSON.parse((await http(`http://${lookupd}/channels?topic=${TOPIC}`)).text);
+      assert.ok(!channels.channels.includes("tail"), JSON.stringify(channels));
+      const tombstoned = await http(`${api}/nodes/127.0.0.1:${nsqd.httpPort}`, {
+        method: "DELETE",
+        body: JSON.stringify({ topic: TOPIC }),
+      });
+      assert.equal(tombstoned.status, 200, tombstoned.text);
+      // nsqadmin tombstones at lookupd, then deletes the topic on nsqd (which unregisters it).
+      await daemon.waitForLine(
+        new RegExp(
+          `INFO: DB: setting tombstone for producer@127\\.0\\.0\\.1:${nsqd.httpPort} of topic\\(${TOPIC}\\)`,
+        ),
+      );
+      await daemon.waitForLine(/INFO: 200 POST \/topic\/tombstone\?\S+ \(127\.0\.0\.1:\d+\)/);
+      assert.ok(!daemon.lines.some((l) => / 40[13] .*\(127\.0\.0\.1:/.test(l)));
+    },
+  );
 });
 
-Deno.test({
-  name:
-    "interop: nsqadmin v1.3.0 cannot take an https:// lookupd address (it builds http:// URLs itself)",
-  ignore,
-  fn: async () => {
-    await using admin = start("nsqadmin", [
-      "--http-address=127.0.0.1:0",
-      "--lookupd-http-address=https://localhost:4162",
-    ]);
-    await admin.waitFor(
-      /FATAL: .*--lookupd-http-address \(https:\/\/localhost:4162\).*too many colons/,
-    );
-  },
+Deno.test("nsqadmin v1.3.0 cannot take an https:// lookupd address (it builds http:// URLs itself)", async () => {
+  await using admin = startProgram(nsqPrograms().nsqadmin, {
+    name: "nsqadmin",
+    args: ["--http-address=127.0.0.1:0", "--lookupd-http-address=https://localhost:4162"],
+  });
+  await admin.waitForLine(
+    /FATAL: .*--lookupd-http-address \(https:\/\/localhost:4162\).*too many colons/,
+  );
 });
