@@ -5,11 +5,9 @@
 import type { Logger } from "../ops/logger.ts";
 import { AuthService, type QueryFn } from "./auth_service.ts";
 import { httpAuthQuery } from "./auth_client.ts";
-import { Burst } from "./bursts.ts";
 import { type AccessMetrics, createAccessMetrics } from "./metrics.ts";
 import { type Network, NetworkSet } from "./networks.ts";
 import { AccessPolicy, type RefusalReason, tcpRefusalFrame } from "./policy.ts";
-import { formatNetAddr } from "../gocompat/address.ts";
 
 export interface AccessSettings {
   readonly producerNetworks: readonly Network[] | undefined;
@@ -41,9 +39,6 @@ export interface AccessDeps {
   /** Monotonic milliseconds. */
   now?: () => number;
 }
-
-/** Refused TCP peers are summed up in the log at most this often. */
-export const TCP_REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 /** The rules of `settings`, or undefined when none is on. */
 export function createAccess(settings: AccessSettings, deps: AccessDeps): Access | undefined {
@@ -83,7 +78,7 @@ export function createAccess(settings: AccessSettings, deps: AccessDeps): Access
     policy,
     auth,
     metrics,
-    admit: producers === undefined ? undefined : tcpAdmission(policy, metrics, deps),
+    admit: producers === undefined ? undefined : tcpAdmission(policy, metrics),
     summary: summary(producers, admins, authHttpAddresses),
   };
 }
@@ -94,31 +89,19 @@ function httpReasons(admin: boolean, auth: boolean): RefusalReason[] {
   return reasons;
 }
 
-/** Refuses peers outside --producer-networks: one precomputed frame, a counter, a bounded log. */
+/**
+ * Refuses peers outside --producer-networks: one precomputed frame and a
+ * counter. The TCP server writes the frame, closes, and logs the refusals
+ * (rate-limited) with `reason`.
+ */
 function tcpAdmission(
   policy: AccessPolicy,
   metrics: AccessMetrics,
-  deps: AccessDeps,
 ): (remote: Deno.NetAddr) => TcpRefusal | undefined {
   const refusal: TcpRefusal = { frame: tcpRefusalFrame(), reason: "not in --producer-networks" };
-  const burst = new Burst(TCP_REFUSAL_LOG_INTERVAL_MS, deps.now ?? (() => performance.now()));
   return (remote) => {
     if (policy.mayRegister(remote)) return undefined;
     metrics.observer.refused("tcp", "network");
-    const report = burst.event();
-    if (report !== undefined) {
-      const address = formatNetAddr(remote);
-      deps.logger.warn(
-        report.count === 1
-          ? `TCP: refused client(${address}) - not in --producer-networks (further refusals are ` +
-            `counted in /metrics and summed up here at most every ${
-              TCP_REFUSAL_LOG_INTERVAL_MS / 1000
-            }s)`
-          : `TCP: refused ${report.sinceLastLine} more client(s) not in --producer-networks, ` +
-            `the last one ${address} (${report.count} in all)`,
-        { remote_addr: address, refused: report.count },
-      );
-    }
     return refusal;
   };
 }
