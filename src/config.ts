@@ -4,6 +4,15 @@
 // Pure apart from the injected file reader, so every rule is unit-testable.
 
 // Type-only: the parser itself is loaded by loadTomlParser(), only for runs with --config.
+import type { Network } from "./access/networks.ts";
+import {
+  formatNetworks,
+  parseAuthAddress,
+  parseNetworkItems,
+  parseTlsVersion,
+  type TlsVersion,
+  tlsVersionError,
+} from "./access/settings.ts";
 import type { TomlTable, TomlValue } from "smol-toml";
 import { MAX_DURATION, MIN_DURATION, msToNs, nsToMs, parseDuration } from "./gocompat/duration.ts";
 import { FlagSet, goQuote, parseGoBool } from "./gocompat/flags.ts";
@@ -12,6 +21,7 @@ import { LOG_LEVEL_NAMES, logLevelName, parseLogLevel } from "./ops/logger.ts";
 import type { LogFormat, LogLevel } from "./ops/logger.ts";
 import { defaultOptions } from "./options.ts";
 import type { Options } from "./options.ts";
+import { err, ok, type Result } from "./result.ts";
 import { versionLine } from "./version.ts";
 
 export const PROGRAM_NAME = "nsqlookupd";
@@ -56,12 +66,50 @@ export interface NsqlookupdFlags {
   readonly tombstoneLifetime: FlagRef<bigint>;
   readonly maxIdentifySize: FlagRef<number>;
   readonly legacyHttpApi: FlagRef<boolean>;
+  readonly producerNetworks: FlagRef<readonly Network[] | undefined>;
+  readonly adminNetworks: FlagRef<readonly Network[] | undefined>;
+  readonly authHttpAddresses: FlagRef<readonly string[] | undefined>;
+  /** Nanoseconds. */
+  readonly httpClientRequestTimeout: FlagRef<bigint>;
+  readonly httpsAddress: FlagRef<string>;
+  readonly tlsCert: FlagRef<string>;
+  readonly tlsKey: FlagRef<string>;
+  readonly tlsMinVersion: FlagRef<TlsVersion>;
 }
+
+/**
+ * A repeatable flag (Go's StringArray pattern): each occurrence adds its
+ * items; unset, its value is undefined.
+ */
+function listFlag<T>(
+  set: FlagSet,
+  name: string,
+  usage: string,
+  parse: (text: string) => Result<readonly T[]>,
+  format: (items: readonly T[]) => string,
+): FlagRef<readonly T[] | undefined> {
+  let items: readonly T[] | undefined;
+  return set.value<readonly T[] | undefined>(name, {
+    initial: undefined,
+    format: (v) => (v === undefined ? "" : format(v)),
+    zeroText: "",
+    parse: (text) => {
+      const parsed = parse(text);
+      if (!parsed.ok) return parsed;
+      items = [...(items ?? []), ...parsed.value];
+      return ok(items);
+    },
+  }, usage);
+}
+
+const NETWORKS_USAGE = "and to read without a secret under --auth-http-address " +
+  "(IPv4 or IPv6; may be given multiple times)";
 
 /** The reference's flag set (names, usage strings, defaults) plus our additions. */
 export function createFlags(hostname: string): NsqlookupdFlags {
   const d = defaultOptions(hostname);
   const set = new FlagSet(PROGRAM_NAME);
+  let minVersion = d.tlsMinVersion;
   return {
     set,
     config: set.string("config", "", "path to config file"),
@@ -128,6 +176,59 @@ export function createFlags(hostname: string): NsqlookupdFlags {
           : { ok: true, value };
       },
     }, "log line format: text or json"),
+    producerNetworks: listFlag(
+      set,
+      "producer-networks",
+      `CIDR[,CIDR...] allowed to connect over TCP to register (nsqd), ${NETWORKS_USAGE}`,
+      (text) => parseNetworkItems([text]),
+      formatNetworks,
+    ),
+    adminNetworks: listFlag(
+      set,
+      "admin-networks",
+      `CIDR[,CIDR...] allowed to use the mutating routes and /debug (nsqadmin), ${NETWORKS_USAGE}`,
+      (text) => parseNetworkItems([text]),
+      formatNetworks,
+    ),
+    authHttpAddresses: listFlag(
+      set,
+      "auth-http-address",
+      "<addr>:<port> or a full url to query auth server (may be given multiple times)",
+      (text) => {
+        const parsed = parseAuthAddress(text);
+        return parsed.ok ? ok([parsed.value]) : parsed;
+      },
+      (items) => items.join(","),
+    ),
+    httpClientRequestTimeout: set.duration(
+      "http-client-request-timeout",
+      msToNs(d.httpClientRequestTimeoutMs),
+      "timeout for a query to an auth server",
+    ),
+    httpsAddress: set.string(
+      "https-address",
+      d.httpsAddress,
+      "<addr>:<port> to listen on for HTTPS clients (with --tls-cert and --tls-key)",
+    ),
+    tlsCert: set.string("tls-cert", d.tlsCert, "path to certificate file"),
+    tlsKey: set.string("tls-key", d.tlsKey, "path to key file"),
+    tlsMinVersion: set.value<TlsVersion>(
+      "tls-min-version",
+      {
+        initial: d.tlsMinVersion,
+        format: (v) => v,
+        zeroText: "",
+        // nsqd ignores an empty value; the last one given counts.
+        parse: (text) => {
+          if (text === "") return ok(minVersion);
+          const parsed = parseTlsVersion(text);
+          if (parsed.ok) minVersion = parsed.value;
+          return parsed;
+        },
+      },
+      "minimum SSL/TLS version acceptable ('ssl3.0', 'tls1.0', 'tls1.1', 'tls1.2' or 'tls1.3'; " +
+        "TLS older than 1.2 is never accepted)",
+    ),
   };
 }
 
@@ -183,10 +284,13 @@ function goValueText(value: TomlValue): string {
   return `map[${Object.keys(table).sort().map((k) => `${k}:${goValueText(table[k])}`).join(" ")}]`;
 }
 
-type Coerced<T> = { ok: true; value: T } | { ok: false; error: string };
+type Coerced<T> = Result<T>;
 
-function wrongType(value: TomlValue, wanted: string): { ok: false; error: string } {
-  return { ok: false, error: `expected ${wanted}, got ${tomlTypeName(value)}` };
+function wrongType(
+  value: TomlValue,
+  wanted: string,
+): { readonly ok: false; readonly error: string } {
+  return err(`expected ${wanted}, got ${tomlTypeName(value)}`);
 }
 
 function coerceString(value: TomlValue): Coerced<string> {
@@ -237,6 +341,34 @@ function coerceLogFormat(value: TomlValue): Coerced<LogFormat> {
   return format === undefined
     ? { ok: false, error: logFormatError(value) }
     : { ok: true, value: format };
+}
+
+/** A string of comma-separated items, or an array of strings. */
+function stringItems(value: TomlValue): Coerced<string[]> {
+  if (typeof value === "string") return ok([value]);
+  if (Array.isArray(value) && value.every((item) => typeof item === "string")) {
+    return ok(value as string[]);
+  }
+  return wrongType(value, "a string or an array of strings");
+}
+
+function coerceNetworks(value: TomlValue): Coerced<readonly Network[] | undefined> {
+  const items = stringItems(value);
+  return items.ok ? parseNetworkItems(items.value) : items;
+}
+
+function coerceAuthAddresses(value: TomlValue): Coerced<readonly string[] | undefined> {
+  const items = stringItems(value);
+  if (!items.ok) return items;
+  for (const item of items.value) {
+    const parsed = parseAuthAddress(item);
+    if (!parsed.ok) return parsed;
+  }
+  return items;
+}
+
+function coerceTlsVersion(value: TomlValue): Coerced<TlsVersion> {
+  return typeof value === "string" ? parseTlsVersion(value) : wrongType(value, "a string");
 }
 
 function firstLine(text: string): string {
@@ -311,7 +443,7 @@ export function resolveCommandLine(args: readonly string[], env: CliEnv): CliRes
   try {
     return {
       kind: "run",
-      options: resolveOptions(flags, file, path),
+      options: resolveOptions(flags, file, path, env),
       warnings: warnings(flags, file, path),
     };
   } catch (err) {
@@ -327,10 +459,43 @@ export function resolveCommandLine(args: readonly string[], env: CliEnv): CliRes
   }
 }
 
+/** Config keys accepted beside `flag_name`: nsqd's spelling. */
+const CONFIG_ALIASES: Readonly<Record<string, string>> = {
+  auth_http_addresses: "auth-http-address",
+};
+
+type PickFn = <T>(ref: FlagRef<T>, coerce: (value: TomlValue) => Coerced<T>) => T;
+
+/** "flag given > file key (or its nsqd alias) > default", a bad file value fatal. */
+function picker(flags: NsqlookupdFlags, file: TomlTable | undefined, path: string): PickFn {
+  return (ref, coerce) => {
+    if (flags.set.isSet(ref.name) || file === undefined) return ref.value;
+    const keys = [
+      configKey(ref.name),
+      ...Object.keys(CONFIG_ALIASES)
+        .filter((alias) => CONFIG_ALIASES[alias] === ref.name),
+    ].filter((k) => Object.hasOwn(file, k));
+    if (keys.length === 0) return ref.value;
+    if (keys.length > 1) {
+      throw new FatalConfigError(
+        `failed to load config file ${path} - ${keys.join(" and ")} both given`,
+      );
+    }
+    const result = coerce(file[keys[0]]);
+    if (!result.ok) {
+      throw new FatalConfigError(
+        `failed to load config file ${path} - invalid value for ${keys[0]}: ${result.error}`,
+      );
+    }
+    return result.value;
+  };
+}
+
 function resolveOptions(
   flags: NsqlookupdFlags,
   file: TomlTable | undefined,
   path: string,
+  env: CliEnv,
 ): Options {
   // The reference validates log_level in the file before anything else, and
   // even when --log-level overrides it.
@@ -342,20 +507,7 @@ function resolveOptions(
       throw new FatalConfigError(`failed parsing log_level ${goValueText(raw)}`);
     }
   }
-
-  const pick = <T>(ref: FlagRef<T>, coerce: (value: TomlValue) => Coerced<T>): T => {
-    if (flags.set.isSet(ref.name)) return ref.value;
-    const key = configKey(ref.name);
-    if (file === undefined || !Object.hasOwn(file, key)) return ref.value;
-    const result = coerce(file[key]);
-    if (!result.ok) {
-      throw new FatalConfigError(
-        `failed to load config file ${path} - invalid value for ${key}: ${result.error}`,
-      );
-    }
-    return result.value;
-  };
-
+  const pick = picker(flags, file, path);
   return {
     logLevel: flags.set.isSet("log-level")
       ? flags.logLevel.value
@@ -369,14 +521,75 @@ function resolveOptions(
     tombstoneLifetimeMs: nsToMs(pick(flags.tombstoneLifetime, coerceDuration)),
     maxIdentifySize: pick(flags.maxIdentifySize, coerceIdentifySize),
     legacyHttpApi: pick(flags.legacyHttpApi, coerceBool),
+    ...resolveAccess(flags, pick),
+    ...resolveTls(flags, pick, (ref) => given(flags, file, ref), env),
   };
+}
+
+/** Whether a flag was given on the command line or in the file. */
+function given<T>(flags: NsqlookupdFlags, file: TomlTable | undefined, ref: FlagRef<T>): boolean {
+  return flags.set.isSet(ref.name) ||
+    (file !== undefined && Object.hasOwn(file, configKey(ref.name)));
+}
+
+type AccessOptions = Pick<
+  Options,
+  "producerNetworks" | "adminNetworks" | "authHttpAddresses" | "httpClientRequestTimeoutMs"
+>;
+
+function resolveAccess(flags: NsqlookupdFlags, pick: PickFn): AccessOptions {
+  const timeoutMs = nsToMs(pick(flags.httpClientRequestTimeout, coerceDuration));
+  if (timeoutMs <= 0) {
+    throw new FatalConfigError("--http-client-request-timeout must be above zero");
+  }
+  return {
+    producerNetworks: pick(flags.producerNetworks, coerceNetworks),
+    adminNetworks: pick(flags.adminNetworks, coerceNetworks),
+    authHttpAddresses: pick(flags.authHttpAddresses, coerceAuthAddresses) ?? [],
+    httpClientRequestTimeoutMs: timeoutMs,
+  };
+}
+
+type TlsOptions = Pick<Options, "httpsAddress" | "tlsCert" | "tlsKey" | "tlsMinVersion" | "tls">;
+
+/** HTTPS is on with both --tls-cert and --tls-key; their files are read here, fatal if they cannot be. */
+function resolveTls(
+  flags: NsqlookupdFlags,
+  pick: PickFn,
+  isGiven: (ref: FlagRef<string>) => boolean,
+  env: CliEnv,
+): TlsOptions {
+  const tlsCert = pick(flags.tlsCert, coerceString);
+  const tlsKey = pick(flags.tlsKey, coerceString);
+  const httpsAddress = pick(flags.httpsAddress, coerceString);
+  const tlsMinVersion = pick(flags.tlsMinVersion, coerceTlsVersion);
+  const base = { httpsAddress, tlsCert, tlsKey, tlsMinVersion };
+  if ((tlsCert === "") !== (tlsKey === "")) {
+    throw new FatalConfigError("--tls-cert and --tls-key must be given together");
+  }
+  if (tlsCert === "") {
+    if (isGiven(flags.httpsAddress)) {
+      throw new FatalConfigError("--https-address needs --tls-cert and --tls-key");
+    }
+    return { ...base, tls: undefined };
+  }
+  const unsupported = tlsVersionError(tlsMinVersion);
+  if (unsupported !== undefined) throw new FatalConfigError(unsupported);
+  const read = (flag: string, file: string): string => {
+    try {
+      return env.readTextFile(file);
+    } catch (error) {
+      throw new FatalConfigError(`failed to read --${flag} ${file} - ${describeError(error)}`);
+    }
+  };
+  return { ...base, tls: { cert: read("tls-cert", tlsCert), key: read("tls-key", tlsKey) } };
 }
 
 /** One warning naming every key that is no flag of ours (the reference ignores them silently). */
 function warnings(flags: NsqlookupdFlags, file: TomlTable | undefined, path: string): string[] {
   if (file === undefined) return [];
   const unknown = Object.keys(file).filter((key) => {
-    const flag = flags.set.lookup(key.replaceAll("_", "-"));
+    const flag = flags.set.lookup(CONFIG_ALIASES[key] ?? key.replaceAll("_", "-"));
     // Dashed spellings are not config keys, even though they name a flag.
     return flag === undefined || key.includes("-");
   }).filter((key) => !COMMAND_LINE_ONLY.has(key));

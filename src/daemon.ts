@@ -1,6 +1,8 @@
-// The daemon's lifecycle: bind both ports up front, serve, shut down. Tests
-// and main.ts start it the same way.
+// The daemon's lifecycle: bind every port up front (TCP, HTTP, and HTTPS when
+// a certificate is given), serve, shut down. Tests and main.ts start it the
+// same way.
 
+import { type Access, createAccess, type TcpRefusal } from "./access/access.ts";
 import {
   formatNetAddr,
   isWildcardHost,
@@ -15,7 +17,7 @@ import { goJsonString } from "./gocompat/json.ts";
 import type { Logger } from "./ops/logger.ts";
 import type { Options } from "./options.ts";
 import { Registry } from "./registry.ts";
-import { TcpServer } from "./tcp/server.ts";
+import { TcpServer, type TcpServerOptions } from "./tcp/server.ts";
 import { NSQ_VERSION, versionLine } from "./version.ts";
 
 /** How long shutdown waits for in-flight HTTP requests. */
@@ -41,12 +43,18 @@ export interface DaemonDeps {
 export interface Daemon {
   readonly tcpAddr: Deno.NetAddr;
   readonly httpAddr: Deno.NetAddr;
+  /** Where HTTPS is served; undefined without --tls-cert and --tls-key. */
+  readonly httpsAddr: Deno.NetAddr | undefined;
   readonly registry: Registry;
   readonly tcpServer: TcpServer;
   /** Our HTTP/1.1 server, which enforces the HTTP limits. */
   readonly httpServer: HttpServer;
+  /** The same server and API over TLS. */
+  readonly httpsServer: HttpServer | undefined;
   readonly handler: HttpApi;
   readonly metrics: DaemonMetrics;
+  /** The access rules; undefined when no access flag is given. */
+  readonly access: Access | undefined;
   /** Stops accepting, closes clients, lets in-flight HTTP requests finish (bounded). */
   shutdown(): Promise<void>;
 }
@@ -73,6 +81,7 @@ function bind<T>(text: string, open: (hostname: string, port: number) => T): T {
     try {
       return open(host, port);
     } catch (error) {
+      if (error instanceof ListenError) throw error;
       lastError = error;
       if (error instanceof Deno.errors.AddrInUse || error instanceof Deno.errors.PermissionDenied) {
         break;
@@ -80,6 +89,94 @@ function bind<T>(text: string, open: (hostname: string, port: number) => T): T {
     }
   }
   throw new ListenError(text, describe(lastError));
+}
+
+/** Deno.listenTls, its certificate and key problems worded for the operator. */
+function listenTls(options: Options, hostname: string, port: number): Deno.TlsListener {
+  const tls = options.tls!;
+  try {
+    return Deno.listenTls({ hostname, port, transport: "tcp", cert: tls.cert, key: tls.key });
+  } catch (error) {
+    const addressProblem = error instanceof Deno.errors.AddrInUse ||
+      error instanceof Deno.errors.AddrNotAvailable ||
+      error instanceof Deno.errors.PermissionDenied;
+    if (addressProblem) throw error;
+    throw new ListenError(
+      options.httpsAddress,
+      `--tls-cert ${options.tlsCert} / --tls-key ${options.tlsKey}: ${describe(error)}`,
+    );
+  }
+}
+
+/**
+ * The TLS listener as the HTTP server takes listeners. TEMPORARY until
+ * HttpServer accepts TLS listeners itself: a TlsConn has no setNoDelay (the
+ * server calls it inside a try) and no setKeepAlive (never called).
+ */
+function asTcpListener(listener: Deno.TlsListener): Deno.TcpListener {
+  const accept = async (): Promise<Deno.TcpConn> => {
+    const conn = await listener.accept();
+    return Object.assign(conn, {
+      setNoDelay: () => {},
+      setKeepAlive: () => {},
+    }) as unknown as Deno.TcpConn;
+  };
+  return {
+    addr: listener.addr,
+    accept,
+    close: () => listener.close(),
+    ref: () => listener.ref(),
+    unref: () => listener.unref(),
+    async *[Symbol.asyncIterator](): AsyncGenerator<Deno.TcpConn, never, undefined> {
+      for (;;) yield await accept();
+    },
+    [Symbol.dispose]: () => listener.close(),
+  };
+}
+
+interface Listeners {
+  readonly tcp: Deno.TcpListener;
+  readonly http: Deno.TcpListener;
+  readonly https: Deno.TcpListener | undefined;
+}
+
+/** Every port bound, or none (those bound are closed again) and a ListenError. */
+function openListeners(options: Options): Listeners {
+  const opened: { close(): void }[] = [];
+  const plain = (address: string): Deno.TcpListener => {
+    const listener = bind(
+      address,
+      (hostname, port) => Deno.listen({ hostname, port, transport: "tcp" }),
+    );
+    opened.push(listener);
+    return listener;
+  };
+  try {
+    const tcp = plain(options.tcpAddress);
+    const http = plain(options.httpAddress);
+    let https: Deno.TcpListener | undefined;
+    if (options.tls !== undefined) {
+      https = asTcpListener(
+        bind(options.httpsAddress, (host, port) => listenTls(options, host, port)),
+      );
+      opened.push(https);
+    }
+    return { tcp, http, https };
+  } catch (error) {
+    for (const listener of opened) listener.close();
+    throw error;
+  }
+}
+
+function identifyResponse(
+  options: Options,
+  hostname: string,
+  tcpPort: number,
+  httpPort: number,
+): string {
+  return `{"broadcast_address":${goJsonString(options.broadcastAddress)},"hostname":${
+    goJsonString(hostname)
+  },"http_port":${httpPort},"tcp_port":${tcpPort},"version":${goJsonString(NSQ_VERSION)}}`;
 }
 
 export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
@@ -90,6 +187,7 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     inactiveProducerTimeoutMs: options.inactiveProducerTimeoutMs,
     tombstoneLifetimeMs: options.tombstoneLifetimeMs,
   });
+  const access = createAccess(options, { logger });
   const metrics = createDaemonMetrics({
     registry,
     // Only read at scrape time, after the server below exists.
@@ -101,68 +199,96 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     logger,
     legacy: options.legacyHttpApi,
     observer: metrics.http,
-    metrics: metrics.render,
+    metrics: access === undefined
+      ? metrics.render
+      : () => metrics.render() + access.metrics.render(),
+    policies: access?.policy.routePolicies(),
   });
-
-  // Caps that keep the process below its descriptor limit (see limits.ts).
+  const listeners = openListeners(options);
+  // Caps that keep the process below its descriptor limit (see limits.ts); HTTPS shares HTTP's.
   const limits = connectionLimits(openFilesLimit());
-  const listener = bind(
-    options.tcpAddress,
-    (hostname, port) => Deno.listen({ hostname, port, transport: "tcp" }),
-  );
-  let httpServer: HttpServer;
-  try {
-    const httpListener = bind(
-      options.httpAddress,
-      (hostname, port) => Deno.listen({ hostname, port, transport: "tcp" }),
-    );
-    httpServer = new HttpServer({
-      listener: httpListener,
-      api: handler,
-      logger,
-      maxBodyBytes: MAX_BODY_BYTES,
-      maxConnections: limits.http,
-    });
-  } catch (error) {
-    listener.close();
-    throw error;
-  }
-  httpServer.start();
+  const httpCap = listeners.https === undefined ? limits.http : Math.ceil(limits.http / 2);
+  const httpServer = new HttpServer({
+    listener: listeners.http,
+    api: handler,
+    logger,
+    maxBodyBytes: MAX_BODY_BYTES,
+    maxConnections: httpCap,
+  });
+  const httpsServer = listeners.https === undefined ? undefined : new HttpServer({
+    listener: listeners.https,
+    // Requests over TLS say so: the auth server is told `tls=true`.
+    api: { answer: (request) => handler.answer({ ...request, tls: true }) },
+    logger,
+    maxBodyBytes: MAX_BODY_BYTES,
+    maxConnections: Math.max(1, limits.http - httpCap),
+  });
   const httpAddr = httpServer.addr;
-
-  const tcpAddr = listener.addr;
-  const identifyResponse = `{"broadcast_address":${
-    goJsonString(options.broadcastAddress)
-  },"hostname":${
-    goJsonString(deps.hostname)
-  },"http_port":${httpAddr.port},"tcp_port":${tcpAddr.port},"version":${
-    goJsonString(NSQ_VERSION)
-  }}`;
-  const tcpServer = new TcpServer({
-    listener,
+  const tcpAddr = listeners.tcp.addr;
+  const tcpOptions: TcpServerOptions & {
+    admit?: (remote: Deno.NetAddr) => TcpRefusal | undefined;
+  } = {
+    listener: listeners.tcp,
     registry,
     logger,
     maxIdentifySize: options.maxIdentifySize,
-    identifyResponse,
+    identifyResponse: identifyResponse(options, deps.hostname, tcpAddr.port, httpAddr.port),
     idleTimeoutMs: options.inactiveProducerTimeoutMs,
     observer: metrics.tcp,
     maxConnections: limits.tcp,
-  });
+    // Refuses peers outside --producer-networks before reading from them.
+    admit: access?.admit,
+  };
+  const tcpServer = new TcpServer(tcpOptions);
+  httpServer.start();
+  httpsServer?.start();
   tcpServer.start();
-  logger.info(`TCP: listening on ${formatNetAddr(tcpAddr)}`, { address: formatNetAddr(tcpAddr) });
-  logger.info(`HTTP: listening on ${formatNetAddr(httpAddr)}`, {
-    address: formatNetAddr(httpAddr),
-  });
+  for (const line of access?.summary ?? []) logger.info(line);
+  logListening(logger, "TCP", tcpAddr);
+  logListening(logger, "HTTP", httpAddr);
+  if (httpsServer !== undefined) logListening(logger, "HTTPS", httpsServer.addr);
+  return {
+    tcpAddr,
+    httpAddr,
+    httpsAddr: httpsServer?.addr,
+    registry,
+    tcpServer,
+    httpServer,
+    httpsServer,
+    handler,
+    metrics,
+    access,
+    shutdown: shutdownOnce(logger, tcpServer, httpServer, httpsServer),
+  };
+}
 
+function logListening(logger: Logger, kind: string, addr: Deno.NetAddr): void {
+  logger.info(`${kind}: listening on ${formatNetAddr(addr)}`, { address: formatNetAddr(addr) });
+}
+
+function shutdownOnce(
+  logger: Logger,
+  tcpServer: TcpServer,
+  httpServer: HttpServer,
+  httpsServer: HttpServer | undefined,
+): () => Promise<void> {
   let stopping: Promise<void> | undefined;
-  const shutdown = (): Promise<void> => {
+  return () => {
     stopping ??= (async () => {
       await tcpServer.close();
-      logger.info(`HTTP: closing ${formatNetAddr(httpAddr)}`, { address: formatNetAddr(httpAddr) });
-      await httpServer.close(HTTP_SHUTDOWN_GRACE_MS);
+      logger.info(`HTTP: closing ${formatNetAddr(httpServer.addr)}`, {
+        address: formatNetAddr(httpServer.addr),
+      });
+      if (httpsServer !== undefined) {
+        logger.info(`HTTPS: closing ${formatNetAddr(httpsServer.addr)}`, {
+          address: formatNetAddr(httpsServer.addr),
+        });
+      }
+      await Promise.all([
+        httpServer.close(HTTP_SHUTDOWN_GRACE_MS),
+        httpsServer?.close(HTTP_SHUTDOWN_GRACE_MS),
+      ]);
     })();
     return stopping;
   };
-
-  return { tcpAddr, httpAddr, registry, tcpServer, httpServer, handler, metrics, shutdown };
 }

@@ -1,3 +1,5 @@
+import type { Network } from "./access/networks.ts";
+import type { TlsVersion } from "./access/settings.ts";
 import type { LogFormat, LogLevel } from "./ops/logger.ts";
 
 /** Everything the daemon is configured with, after flags, config file and defaults. */
@@ -13,6 +15,22 @@ export interface Options {
   logFormat: LogFormat;
   maxIdentifySize: number;
   legacyHttpApi: boolean;
+  /** `--producer-networks`: who may connect over TCP to register; undefined: anyone. */
+  producerNetworks: readonly Network[] | undefined;
+  /** `--admin-networks`: who may use the mutating routes and /debug; undefined: see README. */
+  adminNetworks: readonly Network[] | undefined;
+  /** `--auth-http-address`: auth servers governing the query routes; empty: reads are open. */
+  authHttpAddresses: readonly string[];
+  /** `--http-client-request-timeout`: bound of each auth server query, in milliseconds. */
+  httpClientRequestTimeoutMs: number;
+  /** `--https-address`: where HTTPS is served when `tls` is set. */
+  httpsAddress: string;
+  /** `--tls-cert` and `--tls-key`: paths, for messages. */
+  tlsCert: string;
+  tlsKey: string;
+  tlsMinVersion: TlsVersion;
+  /** The certificate chain and key (PEM) read from `tlsCert`/`tlsKey`; undefined: HTTP only. */
+  tls: { readonly cert: string; readonly key: string } | undefined;
 }
 
 export function defaultOptions(hostname: string): Options {
@@ -27,5 +45,14 @@ export function defaultOptions(hostname: string): Options {
     logFormat: "text",
     maxIdentifySize: 65536,
     legacyHttpApi: false,
+    producerNetworks: undefined,
+    adminNetworks: undefined,
+    authHttpAddresses: [],
+    httpClientRequestTimeoutMs: 5_000,
+    httpsAddress: "0.0.0.0:4162",
+    tlsCert: "",
+    tlsKey: "",
+    tlsMinVersion: "tls1.2",
+    tls: undefined,
   };
 }

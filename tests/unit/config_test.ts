@@ -8,12 +8,22 @@ import { NSQ_VERSION, PRODUCT_VERSION, versionLine } from "../../src/version.ts"
 const HOST = "testhost";
 
 const USAGE = "Usage of nsqlookupd:\n" +
+  "  -admin-networks value\n" +
+  "    \tCIDR[,CIDR...] allowed to use the mutating routes and /debug (nsqadmin), and to read " +
+  "without a secret under --auth-http-address (IPv4 or IPv6; may be given multiple times)\n" +
+  "  -auth-http-address value\n" +
+  "    \t<addr>:<port> or a full url to query auth server (may be given multiple times)\n" +
   "  -broadcast-address string\n" +
   '    \taddress of this lookupd node, (default to the OS hostname) (default "testhost")\n' +
   "  -config string\n" +
   "    \tpath to config file\n" +
   "  -http-address string\n" +
   '    \t<addr>:<port> to listen on for HTTP clients (default "0.0.0.0:4161")\n' +
+  "  -http-client-request-timeout duration\n" +
+  "    \ttimeout for a query to an auth server (default 5s)\n" +
+  "  -https-address string\n" +
+  "    \t<addr>:<port> to listen on for HTTPS clients (with --tls-cert and --tls-key) " +
+  '(default "0.0.0.0:4162")\n' +
   "  -inactive-producer-timeout duration\n" +
   "    \tduration of time a producer will remain in the active list since its last ping " +
   "(default 5m0s)\n" +
@@ -28,8 +38,18 @@ const USAGE = "Usage of nsqlookupd:\n" +
   '    \tlog message prefix (default "[nsqlookupd] ")\n' +
   "  -max-identify-size int\n" +
   "    \tlargest IDENTIFY body in bytes accepted from a TCP client (default 65536)\n" +
+  "  -producer-networks value\n" +
+  "    \tCIDR[,CIDR...] allowed to connect over TCP to register (nsqd), and to read without a " +
+  "secret under --auth-http-address (IPv4 or IPv6; may be given multiple times)\n" +
   "  -tcp-address string\n" +
   '    \t<addr>:<port> to listen on for TCP clients (default "0.0.0.0:4160")\n' +
+  "  -tls-cert string\n" +
+  "    \tpath to certificate file\n" +
+  "  -tls-key string\n" +
+  "    \tpath to key file\n" +
+  "  -tls-min-version value\n" +
+  "    \tminimum SSL/TLS version acceptable ('ssl3.0', 'tls1.0', 'tls1.1', 'tls1.2' or 'tls1.3'; " +
+  "TLS older than 1.2 is never accepted) (default tls1.2)\n" +
   "  -tombstone-lifetime duration\n" +
   "    \tduration of time a producer will remain tombstoned if registration remains " +
   "(default 45s)\n" +
@@ -37,6 +57,8 @@ const USAGE = "Usage of nsqlookupd:\n" +
   "    \t[deprecated] has no effect, use --log-level\n" +
   "  -version\n" +
   "    \tprint version string\n";
+
+const TLS_FILES = { "/cert.pem": "CERT PEM", "/key.pem": "KEY PEM" };
 
 /** An environment whose file system is `files`; records which paths were read. */
 function env(files: Record<string, string> = {}): CliEnv & { reads: string[] } {
@@ -179,7 +201,15 @@ Deno.test("config: every flag sets its option", () => {
     "--max-identify-size=0x100",
     "--legacy-http-api",
     "--verbose",
-  ]);
+    "--producer-networks=10.0.0.0/8",
+    "--admin-networks=::1",
+    "--auth-http-address=auth:4181",
+    "--http-client-request-timeout=2s",
+    "--https-address=127.0.0.1:0",
+    "--tls-cert=/cert.pem",
+    "--tls-key=/key.pem",
+    "--tls-min-version=TLS1.1",
+  ], TLS_FILES);
   assert.deepEqual(got, {
     tcpAddress: "127.0.0.1:0",
     httpAddress: "[::]:0",
@@ -191,6 +221,15 @@ Deno.test("config: every flag sets its option", () => {
     logFormat: "json",
     maxIdentifySize: 256,
     legacyHttpApi: true,
+    producerNetworks: [{ bytes: new Uint8Array([10, 0, 0, 0]), prefix: 8 }],
+    adminNetworks: [{ bytes: new Uint8Array([...new Array(15).fill(0), 1]), prefix: 128 }],
+    authHttpAddresses: ["auth:4181"],
+    httpClientRequestTimeoutMs: 2_000,
+    httpsAddress: "127.0.0.1:0",
+    tlsCert: "/cert.pem",
+    tlsKey: "/key.pem",
+    tlsMinVersion: "tls1.1",
+    tls: { cert: "CERT PEM", key: "KEY PEM" },
   });
 });
 
@@ -273,8 +312,16 @@ Deno.test("config: every key of the file sets its option", () => {
     'log_format = "json"',
     "max_identify_size = 1024",
     "legacy_http_api = true",
+    'producer_networks = ["10.0.0.0/8", "192.168.0.0/16,::1"]',
+    'admin_networks = "127.0.0.1"',
+    'auth_http_address = ["auth1:4181", "https://auth2/nsq/auth"]',
+    'http_client_request_timeout = "750ms"',
+    'https_address = "127.0.0.1:14162"',
+    'tls_cert = "/cert.pem"',
+    'tls_key = "/key.pem"',
+    'tls_min_version = "tls1.2"',
   ].join("\n");
-  assert.deepEqual(fromFile(toml), {
+  assert.deepEqual(run(["--config", "/c.toml"], { "/c.toml": toml, ...TLS_FILES }), {
     kind: "run",
     warnings: [],
     options: {
@@ -288,6 +335,19 @@ Deno.test("config: every key of the file sets its option", () => {
       logFormat: "json",
       maxIdentifySize: 1024,
       legacyHttpApi: true,
+      producerNetworks: [
+        { bytes: new Uint8Array([10, 0, 0, 0]), prefix: 8 },
+        { bytes: new Uint8Array([192, 168, 0, 0]), prefix: 16 },
+        { bytes: new Uint8Array([...new Array(15).fill(0), 1]), prefix: 128 },
+      ],
+      adminNetworks: [{ bytes: new Uint8Array([127, 0, 0, 1]), prefix: 32 }],
+      authHttpAddresses: ["auth1:4181", "https://auth2/nsq/auth"],
+      httpClientRequestTimeoutMs: 750,
+      httpsAddress: "127.0.0.1:14162",
+      tlsCert: "/cert.pem",
+      tlsKey: "/key.pem",
+      tlsMinVersion: "tls1.2",
+      tls: { cert: "CERT PEM", key: "KEY PEM" },
     },
   });
 });
@@ -545,4 +605,155 @@ Deno.test("a fatal config error carries the command line's log format", () => {
   assert.equal(result.code, 1);
   assert.equal(result.fatal, "failed parsing log_level bogus");
   assert.deepEqual(result.log, { format: "json" });
+});
+
+// ---- Access and TLS (issue 15) ----
+
+Deno.test("config: without the access flags nothing is restricted and HTTPS is off", () => {
+  const got = options([]);
+  assert.equal(got.producerNetworks, undefined);
+  assert.equal(got.adminNetworks, undefined);
+  assert.deepEqual(got.authHttpAddresses, []);
+  assert.equal(got.tls, undefined);
+});
+
+Deno.test("config: network flags repeat and take comma lists, IPv4 and IPv6", () => {
+  const got = options([
+    "--producer-networks=10.0.0.0/8,fd00::/8",
+    "--producer-networks",
+    "127.0.0.1",
+  ]);
+  assert.deepEqual(got.producerNetworks?.map((n) => n.prefix), [8, 8, 32]);
+  assert.equal(got.adminNetworks, undefined);
+});
+
+Deno.test("config: a bad network or auth address is a flag error (exit 2) in Go's wording", () => {
+  assert.deepEqual(
+    run(["--admin-networks=10.0.0.0/33"]),
+    flagError(
+      'invalid value "10.0.0.0/33" for flag -admin-networks: invalid CIDR address: 10.0.0.0/33',
+    ),
+  );
+  assert.deepEqual(
+    run(["--producer-networks="]),
+    flagError('invalid value "" for flag -producer-networks: empty network in ""'),
+  );
+  assert.deepEqual(
+    run(["--auth-http-address=auth"]),
+    flagError(
+      'invalid value "auth" for flag -auth-http-address: invalid auth server address - ' +
+        "address auth: missing port in address",
+    ),
+  );
+  assert.deepEqual(
+    run(["--auth-http-address=ftp://auth/x"]),
+    flagError(
+      'invalid value "ftp://auth/x" for flag -auth-http-address: auth server URL ' +
+        '"ftp://auth/x" is not http:// or https://',
+    ),
+  );
+  assert.deepEqual(
+    run(["--tls-min-version=tls9"]),
+    flagError('invalid value "tls9" for flag -tls-min-version: unknown tlsVersionOption "tls9"'),
+  );
+});
+
+Deno.test("config: auth servers repeat, as nsqd's flag, in the order given", () => {
+  const got = options(["--auth-http-address=a:1", "--auth-http-address=http://b:2/auth"]);
+  assert.deepEqual(got.authHttpAddresses, ["a:1", "http://b:2/auth"]);
+});
+
+Deno.test("config: nsqd's key auth_http_addresses is accepted, but not beside auth_http_address", () => {
+  assert.deepEqual(
+    fileOptions('auth_http_addresses = ["a:1", "b:2"]').authHttpAddresses,
+    ["a:1", "b:2"],
+  );
+  assert.deepEqual(fileOptions('auth_http_address = "a:1"').authHttpAddresses, ["a:1"]);
+  assert.deepEqual(
+    fromFile('auth_http_address = "a:1"\nauth_http_addresses = "b:2"'),
+    fatal(
+      "failed to load config file /c.toml - auth_http_address and auth_http_addresses both given",
+    ),
+  );
+});
+
+Deno.test("config: network keys take a TOML array or a comma string; other types are fatal", () => {
+  assert.equal(fileOptions('admin_networks = "10.0.0.0/8, ::1"').adminNetworks?.length, 2);
+  assert.equal(fileOptions("admin_networks = []").adminNetworks?.length, 0);
+  assert.deepEqual(
+    fromFile("producer_networks = 10"),
+    fatal(
+      "failed to load config file /c.toml - invalid value for producer_networks: expected a " +
+        "string or an array of strings, got integer",
+    ),
+  );
+  assert.deepEqual(
+    fromFile('producer_networks = ["10.0.0.0/8", 1]'),
+    fatal(
+      "failed to load config file /c.toml - invalid value for producer_networks: expected a " +
+        "string or an array of strings, got array",
+    ),
+  );
+  assert.deepEqual(
+    fromFile('producer_networks = ["nope"]'),
+    fatal(
+      "failed to load config file /c.toml - invalid value for producer_networks: invalid CIDR " +
+        "address: nope",
+    ),
+  );
+});
+
+Deno.test("config: network flags on the command line replace the file's networks", () => {
+  const got = fileOptions('producer_networks = ["10.0.0.0/8"]', ["--producer-networks=::1"]);
+  assert.deepEqual(got.producerNetworks?.map((n) => n.prefix), [128]);
+});
+
+Deno.test("config: a zero auth timeout is fatal (every query must be bounded)", () => {
+  assert.deepEqual(
+    run(["--http-client-request-timeout=0"]),
+    fatal("--http-client-request-timeout must be above zero"),
+  );
+});
+
+Deno.test("config: TLS is on with both --tls-cert and --tls-key, whose files are read", () => {
+  const got = options(["--tls-cert=/cert.pem", "--tls-key=/key.pem"], TLS_FILES);
+  assert.deepEqual(got.tls, { cert: "CERT PEM", key: "KEY PEM" });
+  assert.equal(got.httpsAddress, "0.0.0.0:4162");
+});
+
+Deno.test("config: TLS settings that cannot work stop start-up with one fatal message", () => {
+  assert.deepEqual(
+    run(["--tls-cert=/cert.pem"], TLS_FILES),
+    fatal("--tls-cert and --tls-key must be given together"),
+  );
+  assert.deepEqual(
+    run(["--https-address=127.0.0.1:0"]),
+    fatal("--https-address needs --tls-cert and --tls-key"),
+  );
+  assert.deepEqual(
+    run(["--tls-cert=/missing.pem", "--tls-key=/key.pem"], TLS_FILES),
+    fatal(
+      "failed to read --tls-cert /missing.pem - No such file or directory (os error 2): " +
+        "readfile '/missing.pem'",
+    ),
+  );
+  assert.deepEqual(
+    run(["--tls-cert=/cert.pem", "--tls-key=/key.pem", "--tls-min-version=tls1.3"], TLS_FILES),
+    fatal(
+      "--tls-min-version=tls1.3 is not supported: Deno's TLS cannot refuse TLS 1.2 (it never " +
+        "accepts anything older than TLS 1.2, so tls1.2 or lower is enforced)",
+    ),
+  );
+});
+
+Deno.test("config: --tls-min-version without TLS, and an empty one, change nothing", () => {
+  assert.equal(options(["--tls-min-version=tls1.3"]).tls, undefined);
+  assert.equal(options(["--tls-min-version=tls1.0", "--tls-min-version="]).tlsMinVersion, "tls1.0");
+});
+
+Deno.test("config: the new keys are known keys (no unknown-key warning)", () => {
+  const result = fromFile(
+    'admin_networks = "::1"\nauth_http_addresses = "a:1"\ntls_min_version = "tls1.2"',
+  );
+  assert.ok(result.kind === "run" && result.warnings.length === 0, JSON.stringify(result));
 });
