@@ -29,6 +29,7 @@ import {
   TcpClient,
   withTimeout,
 } from "../support/helpers.ts";
+import { assertConsistent, membershipsOf } from "../../src/registry_testing.ts";
 
 const encoder = new TextEncoder();
 
@@ -62,7 +63,7 @@ Deno.test("a producer that stops sending without closing is removed by the daemo
   pinging = false;
   await pings;
   assert.ok(elapsed >= 300, `closed after ${elapsed.toFixed(0)} ms, before the timeout`);
-  await eventually(() => daemon.registry.membershipsOf(ghostId).length === 0);
+  await eventually(() => membershipsOf(daemon.registry, ghostId).length === 0);
   const lookup = await (await daemon.get("/lookup?topic=t")).json() as {
     producers: { broadcast_address: string }[];
   };
@@ -122,7 +123,7 @@ Deno.test("an exception inside one connection's handling closes that connection 
   assert.equal(await victim.command("REGISTER t"), "OK");
   await victim.send("REGISTER u\nREGISTER BOOM\n");
   await withTimeout(victim.expectClosed(), 5_000, "the victim to be closed");
-  await eventually(() => s.registry.membershipsOf(victim.localAddress).length === 0);
+  await eventually(() => membershipsOf(s.registry, victim.localAddress).length === 0);
   assert.ok(
     s.logs.some((l) =>
       l.includes(`client(${victim.localAddress}) - internal error: Error: injected fault`)
@@ -145,7 +146,7 @@ Deno.test("an exception inside one connection's handling closes that connection 
   assert.equal(await newcomer.command("PING"), "OK");
   assert.equal(s.registry.lookup("t")?.producers.length, 5);
   assert.equal(s.server.connectionCount, 6);
-  s.registry.assertConsistent();
+  assertConsistent(s.registry);
 });
 
 Deno.test("accept() failures (out of descriptors) back off, doubling up to 1 s, instead of spinning", async () => {

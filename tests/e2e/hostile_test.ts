@@ -25,6 +25,7 @@ import {
   type TcpClient,
   withTimeout,
 } from "../support/helpers.ts";
+import { membershipsOf } from "../../src/registry_testing.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -104,7 +105,7 @@ Deno.test("a client flooding PINGs without reading is no longer read, holds boun
 
   s.server.sweep(s.clock.ms + 10_001);
   await withTimeout(flood, 5_000, "the flood to end");
-  await eventually(() => s.registry.membershipsOf(id).length === 0);
+  await eventually(() => membershipsOf(s.registry, id).length === 0);
   assert.ok(
     s.logs.includes(`WARNING: CLIENT(${id}): closing connection - responses unread for 10s`),
     s.logs.join("\n"),
@@ -227,8 +228,11 @@ function startServer(maxConnections: number): {
   logs: string[];
   port: number;
   served: () => number;
+  /** Responses being written right now, seen through the server's observer. */
+  blockedWrites: () => number;
 } & AsyncDisposable {
   let served = 0;
+  let writing = 0;
   const clock = new ManualClock();
   const { logs, logger } = captured("warn");
   const server = new HttpServer({
@@ -244,6 +248,7 @@ function startServer(maxConnections: number): {
     maxConnections,
     clock: clock.now,
     sweepIntervalMs: 0,
+    observer: { writeStarted: () => writing++, writeEnded: () => writing-- },
   });
   server.start();
   return {
@@ -252,6 +257,7 @@ function startServer(maxConnections: number): {
     logs,
     port: server.addr.port,
     served: () => served,
+    blockedWrites: () => writing,
     [Symbol.asyncDispose]: () => server.close(),
   };
 }
@@ -380,7 +386,7 @@ Deno.test("HTTP: a client pipelining requests without reading is closed after th
   assert.ok(sent < 256 * 1024 * 1024);
   // The client's send stalls once the server stops reading; the server's own write to the
   // client must be the blocked one before the write timeout can apply.
-  await eventually(() => g.server.blockedWriteCount === 1, 15_000);
+  await eventually(() => g.blockedWrites() === 1, 15_000);
   g.server.sweep(g.clock.ms + 10_001);
   await withTimeout(flood, 5_000, "the flood to end");
   conn.close();

@@ -13,6 +13,7 @@ import { Registry } from "../../src/registry.ts";
 import { LookupSession, MAX_LINE_LENGTH } from "../../src/tcp/protocol.ts";
 import { bin, concat, ManualClock, peerBody } from "../support/helpers.ts";
 import { type WebHandler, webHandler } from "../support/web_api.ts";
+import { assertConsistent, membershipsOf } from "../../src/registry_testing.ts";
 
 const concatAll = (parts: readonly Uint8Array[]): Uint8Array => concat(...parts);
 
@@ -45,7 +46,7 @@ interface SessionRun {
 }
 
 function snapshot(registry: Registry): string {
-  registry.assertConsistent();
+  assertConsistent(registry);
   return JSON.stringify({
     debug: registry.debug(),
     topics: registry.topics(),
@@ -101,7 +102,7 @@ function runSession(chunks: readonly Uint8Array[], maxIdentifySize = 1024): Sess
   const finishOut: Uint8Array[] = [];
   if (!closed) session.finish(finishOut);
   session.close("disconnect");
-  assert.equal(registry.membershipsOf(REMOTE).length, 0, "close() leaves nothing behind");
+  assert.equal(membershipsOf(registry, REMOTE).length, 0, "close() leaves nothing behind");
   return {
     out: concatAll(out),
     closeFlags,
@@ -578,7 +579,7 @@ for (const legacy of [false, true]) {
           if (response.headers.get("content-type")?.startsWith("application/json")) {
             JSON.parse(body);
           }
-          registry.assertConsistent();
+          assertConsistent(registry);
         },
       ),
       { numRuns: 600 },

@@ -18,6 +18,7 @@ import {
   testPeer,
 } from "../../support/helpers.ts";
 import { type WebHandler, webHandler } from "../../support/web_api.ts";
+import { assertConsistent } from "../../../src/registry_testing.ts";
 
 const INACTIVE_MS = 300_000;
 const TOMBSTONE_MS = 45_000;
@@ -500,7 +501,7 @@ Deno.test("POST /topic/delete deletes the topic and every channel, logging each"
     200,
     `{"producers":[{${peerFields(p)},"tombstones":[false],"topics":["other"]}]}`,
   );
-  a.registry.assertConsistent();
+  assertConsistent(a.registry);
 });
 
 Deno.test("POST /topic/delete of an absent topic is 200 and logs no DB line", async () => {
@@ -591,7 +592,7 @@ Deno.test("POST /channel/delete deletes only that channel and keeps the topic", 
   assert.ok(a.logs.includes("INFO: DB: removing channel(c1) from topic(x1)"), a.logs.join("\n"));
   await expectJson(await a.get("/lookup?topic=x1"), 200, lookupBody(["c2"], [p]));
   await expectError(await a.post("/channel/delete?topic=x1&channel=c1"), 404, "CHANNEL_NOT_FOUND");
-  a.registry.assertConsistent();
+  assertConsistent(a.registry);
 });
 
 // ---- /topic/tombstone ----

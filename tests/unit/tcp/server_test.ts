@@ -28,6 +28,7 @@ import {
   type TestDaemon,
   VALID_IDENTIFY,
 } from "../../support/helpers.ts";
+import { assertConsistent, membershipsOf } from "../../../src/registry_testing.ts";
 
 // ---- helpers ----
 
@@ -147,7 +148,7 @@ async function bystander(daemon: TestDaemon): Promise<() => Promise<void>> {
 
 /** Every membership of `peer` is gone (the server cleans up after the socket closes). */
 async function peerRemoved(daemon: { registry: Registry }, peer: string): Promise<void> {
-  await eventually(() => daemon.registry.membershipsOf(peer).length === 0);
+  await eventually(() => membershipsOf(daemon.registry, peer).length === 0);
 }
 
 // ---- commands (section 2 command table) ----
@@ -168,7 +169,7 @@ Deno.test("PING after IDENTIFY updates lastUpdate, keeping the producer active",
   await using daemon = startDaemon({ inactiveProducerTimeoutMs: 300_000 }, { now: clock.now });
   const client = await identified(daemon);
   assert.equal(await client.command("REGISTER t"), "OK");
-  const peer = daemon.registry.membershipsOf(client.localAddress)[0].producers.get(
+  const peer = membershipsOf(daemon.registry, client.localAddress)[0].producers.get(
     client.localAddress,
   )!.peer;
   assert.equal(peer.lastUpdate, clock.ms);
@@ -236,7 +237,7 @@ Deno.test("IDENTIFY ignores remote_address in the body: the connection's address
   const body = await lookup(daemon, "t");
   assert.ok(typeof body !== "number");
   assert.equal(body.producers[0].remote_address, client.localAddress);
-  assert.deepEqual(daemon.registry.membershipsOf("6.6.6.6:66"), []);
+  assert.deepEqual(membershipsOf(daemon.registry, "6.6.6.6:66"), []);
 });
 
 Deno.test("IDENTIFY matches JSON keys case-insensitively, as Go does", async () => {
@@ -302,7 +303,7 @@ Deno.test("REGISTER topic channel adds the producer to the channel and the topic
   await expectFrame(client, hex(OK_HEX));
   assert.deepEqual(await channelsOf(daemon, "t1"), ["c1"]);
   assert.deepEqual(await producersOf(daemon, "t1"), [client.localAddress]);
-  assert.deepEqual(daemon.registry.membershipsOf(client.localAddress).map((r) => r.name), [
+  assert.deepEqual(membershipsOf(daemon.registry, client.localAddress).map((r) => r.name), [
     "channel:t1:c1",
     "client::",
     "topic:t1:",
@@ -336,7 +337,7 @@ Deno.test("UNREGISTER topic channel removes the producer; the channel stays", as
   assert.equal(await client.command("UNREGISTER t c"), "OK");
   assert.deepEqual(await channelsOf(daemon, "t"), ["c"]);
   assert.deepEqual(
-    daemon.registry.membershipsOf(client.localAddress).map((r) => r.name),
+    membershipsOf(daemon.registry, client.localAddress).map((r) => r.name),
     ["client::", "topic:t:"],
   );
   assert.ok(
@@ -383,7 +384,7 @@ Deno.test("UNREGISTER topic removes the producer from every channel with a WARN 
     daemon.logs.includes(`INFO: DB: client(${id}) UNREGISTER category:topic key:t subkey:`),
   );
   assert.deepEqual(
-    daemon.registry.membershipsOf(id).map((r) => r.name),
+    membershipsOf(daemon.registry, id).map((r) => r.name),
     ["channel:u:c1", "client::", "topic:u:"],
   );
   // Registrations remain, with the other producer still in its own channel and the topic.
@@ -921,7 +922,7 @@ Deno.test("a connection silent for longer than the inactive timeout is closed an
   assert.deepEqual(s.registry.channels("t"), ["c"]);
   assert.deepEqual(s.registry.lookup("t")?.producers.map((p) => p.id), [alive.localAddress]);
   assert.equal(await alive.command("PING"), "OK");
-  s.registry.assertConsistent();
+  assertConsistent(s.registry);
 });
 
 Deno.test("the daemon closes connections idle past --inactive-producer-timeout", async () => {
@@ -1023,7 +1024,7 @@ Deno.test("when a connection ends the peer leaves every registration, which rema
   const nodes = await (await daemon.get("/nodes")).json() as { producers: unknown[] };
   assert.equal(nodes.producers.length, 1);
   await unaffected();
-  daemon.registry.assertConsistent();
+  assertConsistent(daemon.registry);
 });
 
 Deno.test("a disconnect deletes ephemeral topics and channels it leaves empty", async () => {
@@ -1049,7 +1050,7 @@ Deno.test("a disconnect deletes ephemeral topics and channels it leaves empty", 
   // Ephemeral registrations that still have a producer stay.
   assert.deepEqual((await lookupOk(daemon, "shared#ephemeral")).channels, ["x#ephemeral"]);
   assert.deepEqual(await producersOf(daemon, "shared#ephemeral"), [stays.localAddress]);
-  daemon.registry.assertConsistent();
+  assertConsistent(daemon.registry);
 });
 
 Deno.test("a connection that never identified leaves nothing behind", async () => {
