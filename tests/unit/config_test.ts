@@ -1,9 +1,18 @@
 import assert from "node:assert/strict";
-import { createFlags, parseLogFormat, resolveCommandLine, usageText } from "../../src/config.ts";
+import {
+  createFlags,
+  loadTomlParser,
+  parseLogFormat,
+  resolveCommandLine,
+  usageText,
+} from "../../src/config.ts";
 import type { CliEnv, CliResult } from "../../src/config.ts";
 import { defaultOptions } from "../../src/options.ts";
 import type { Options } from "../../src/options.ts";
 import { NSQ_VERSION, PRODUCT_VERSION, versionLine } from "../../src/version.ts";
+
+// resolveCommandLine reads config files with the parser main.ts loads first.
+await loadTomlParser();
 
 const HOST = "testhost";
 
