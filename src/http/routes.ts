@@ -151,14 +151,14 @@ export function debug(ctx: RouteContext): Outcome | Promise<Outcome> {
 }
 
 function* debugSlices(registry: Registry): Generator<string, void, undefined> {
-  const entries = registry.debug();
   let piece = "{";
-  for (let i = 0; i < entries.length; i++) {
-    const { name, producers } = entries[i];
+  let first = true;
+  for (const { name, producers } of registry.iterateDebug()) {
     const list = producers.map(({ peer, tombstoned, tombstonedAt }) =>
       debugProducerJson(peer, tombstoned, tombstonedAt)
     );
-    piece += `${i === 0 ? "" : ","}${goJsonString(name)}:[${list.join(",")}]`;
+    piece += `${first ? "" : ","}${goJsonString(name)}:[${list.join(",")}]`;
+    first = false;
     if (piece.length >= SLICE_CHARS) {
       yield piece;
       piece = "";
