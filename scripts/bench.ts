@@ -16,6 +16,7 @@
 
 import { writeStderr, writeStdout } from "../src/ops/logger.ts";
 import { type PeerInfo, Registry } from "../src/registry.ts";
+import { startTaskV8Flags, startTaskWords } from "./start_task.ts";
 import {
   concat,
   freePort,
@@ -229,18 +230,14 @@ function spawn(args: string[], pinned = false): Proc {
   };
 }
 
-/** The start task's command (deno.json), so that its V8 flags are measured too. */
+/** The start task's command (deno.json), V8 flags included, or with `v8Flags` in their place. */
 async function startTaskArgs(v8Flags: string | undefined): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
-  const task: string = config.tasks.start;
-  const words = task.split(/\s+/).slice(1); // after "deno"
-  const flags = words.filter((w) => !w.startsWith("--v8-flags="));
-  if (v8Flags !== undefined) flags.splice(1, 0, `--v8-flags=${v8Flags}`);
-  else {
-    const fromTask = words.find((w) => w.startsWith("--v8-flags="));
-    if (fromTask !== undefined) flags.splice(1, 0, fromTask);
-  }
-  return flags;
+  const words = await startTaskWords();
+  const args = words.filter((w) => !w.startsWith("--v8-flags="));
+  // An empty --daemon-v8-flags= measures the daemon without any.
+  const flags = v8Flags === undefined ? await startTaskV8Flags() : v8Flags || undefined;
+  if (flags !== undefined) args.splice(1, 0, `--v8-flags=${flags}`);
+  return args;
 }
 
 let DAEMON_ARGS: string[] = [];

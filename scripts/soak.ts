@@ -3,14 +3,21 @@
 // deleting names no other cycle uses, with a new peer every time and ten
 // long-lived peers joining and leaving along the way. Then nothing is left
 // registered, and the heap and RSS after a full GC must be within 10% of what
-// they were after a warm-up. Runs in a process of its own, so that its RSS is
-// the registry's and the runtime's only. Needs --v8-flags=--expose-gc (the
-// task passes it). Prints the figures with PASS or MISS; exits 1 on a MISS.
+// they were after a warm-up. Prints the figures with PASS or MISS; exits 1 on
+// a MISS.
+//
+// The cycles run in a child process of their own (so that its RSS is the
+// registry's and the runtime's only), with the V8 flags of `deno task start`
+// plus --expose-gc. RSS is read after the GC and after glibc's malloc_trim()
+// (through FFI, where there is glibc): glibc keeps memory V8 frees off its
+// heap (GC side tables) and RSS would show the allocator's high-water mark,
+// not what is still in use.
 
 import { COMPACT_SLACK, type PeerInfo, Registry, registryInternals } from "../src/registry.ts";
 import { assertConsistent } from "../src/registry_testing.ts";
 import { writeStderr, writeStdout } from "../src/ops/logger.ts";
 import { intArgs, mib, table } from "../tests/support/harness.ts";
+import { startTaskV8Flags } from "./start_task.ts";
 
 export const GROWTH_LIMIT = 1.1;
 const WARM_UP_CYCLES = 10_000;
@@ -85,10 +92,24 @@ export interface SoakResult {
   residentEntries: number;
 }
 
+/** glibc's malloc_trim(0), where the process has glibc (and --allow-ffi); else nothing. */
+function mallocTrim(): void {
+  try {
+    const libc = Deno.dlopen("libc.so.6", {
+      malloc_trim: { parameters: ["usize"], result: "i32" },
+    });
+    libc.symbols.malloc_trim(0n);
+    libc.close();
+  } catch {
+    // not glibc, or no FFI permission: RSS then includes what the allocator keeps
+  }
+}
+
 function settled(gc: Gc): Memory {
   // "last-resort" collects until nothing more frees and hands the freed pages back to
   // the OS; a plain gc() keeps them committed, and RSS would not show what was freed.
   gc({ type: "major", execution: "sync", flavor: "last-resort" });
+  mallocTrim();
   const { heapUsed, rss } = Deno.memoryUsage();
   return { heap: heapUsed, rss };
 }
@@ -177,17 +198,45 @@ export function soakReport(result: SoakResult): { rows: string[][]; ok: boolean 
   return { rows, ok: heapOk && rssOk && emptyOk && residentOk };
 }
 
-if (import.meta.main) {
+/** The command that runs the cycles: the start task's V8 flags, --expose-gc, FFI for malloc_trim. */
+export async function soakCommand(cycles: number): Promise<Deno.Command> {
+  const flags = await startTaskV8Flags();
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-ffi",
+      `--v8-flags=--expose-gc${flags === undefined ? "" : `,${flags}`}`,
+      decodeURIComponent(new URL(import.meta.url).pathname),
+      "--child",
+      String(cycles),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+function runChild(cycles: number): void {
   const gc = (globalThis as { gc?: Gc }).gc;
   if (gc === undefined) {
-    writeStderr("soak: run with --v8-flags=--expose-gc (deno task soak passes it)\n");
+    writeStderr("soak: the cycles need --v8-flags=--expose-gc\n");
     Deno.exit(2);
   }
-  const { cycles } = intArgs(Deno.args, { cycles: 300_000 });
   const started = performance.now();
-  const result = soak(cycles, gc);
-  const { rows, ok } = soakReport(result);
+  const { rows, ok } = soakReport(soak(cycles, gc));
   table(rows, writeStdout);
   writeStdout(`${ok ? "PASS" : "MISS"} (${((performance.now() - started) / 1000).toFixed(1)} s)\n`);
   if (!ok) Deno.exit(1);
+}
+
+if (import.meta.main) {
+  if (Deno.args[0] === "--child") {
+    runChild(Number(Deno.args[1]));
+  } else {
+    const { cycles } = intArgs(Deno.args, { cycles: 300_000 });
+    const out = await (await soakCommand(cycles)).output();
+    writeStdout(new TextDecoder().decode(out.stdout));
+    writeStderr(new TextDecoder().decode(out.stderr));
+    Deno.exit(out.code);
+  }
 }

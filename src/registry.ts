@@ -43,25 +43,69 @@ export interface Producer {
   readonly tombstonedAt: number;
 }
 
+/**
+ * Producers a registration keeps in a plain array, grown by copying so that it
+ * is exactly as long as it needs to be: most registrations have a few dozen
+ * at most, and a Set of ten costs three times the memory. Past this many, a
+ * Set keeps joins and leaves O(1).
+ */
+export const SMALL_PRODUCER_LIMIT = 64;
+
 /** One registration (`client`, `topic(T)` or `channel(T,C)`) and its producers. */
 class Registration {
-  /** One PeerInfo per peer id: the registry's own (see Registry.#peers). */
-  readonly producers: Set<PeerInfo> = new Set();
+  /** One PeerInfo per peer id (the registry's own, see Registry.#peers); unordered. */
+  #producers: PeerInfo[] | Set<PeerInfo> = [];
   /** Tombstone time per producer; topic registrations only, and only once tombstoned. */
   tombstones: Map<PeerInfo, number> | undefined = undefined;
-  /**
-   * `category:key:subkey`, as the reference names registrations in /debug; the
-   * sort key of disconnects too, which sort all of a peer's registrations.
-   * Kept (one string per registration, not per entry): building it in each
-   * comparison or before each sort costs a disconnect storm a third more.
-   */
-  readonly name: string;
   constructor(
     readonly category: Category,
     readonly key: string,
     readonly subkey: string,
-  ) {
-    this.name = `${category}:${key}:${subkey}`;
+  ) {}
+
+  /** `category:key:subkey`, as the reference names registrations in /debug. Built when asked for. */
+  get name(): string {
+    return `${this.category}:${this.key}:${this.subkey}`;
+  }
+
+  /** The producers. Do not add or remove producers while iterating. */
+  get producers(): Iterable<PeerInfo> {
+    return this.#producers;
+  }
+
+  get producerCount(): number {
+    const producers = this.#producers;
+    return producers instanceof Set ? producers.size : producers.length;
+  }
+
+  hasProducer(peer: PeerInfo): boolean {
+    const producers = this.#producers;
+    return producers instanceof Set ? producers.has(peer) : producers.includes(peer);
+  }
+
+  /** Adds a producer it does not have. */
+  addProducer(peer: PeerInfo): void {
+    const producers = this.#producers;
+    // concat() allocates exactly the new length; push() would leave up to 16 slots spare.
+    if (producers instanceof Set) producers.add(peer);
+    else if (producers.length < SMALL_PRODUCER_LIMIT) this.#producers = producers.concat(peer);
+    else this.#producers = new Set(producers).add(peer);
+  }
+
+  /** False when it was no producer of this registration. */
+  removeProducer(peer: PeerInfo): boolean {
+    const producers = this.#producers;
+    if (producers instanceof Set) return producers.delete(peer);
+    const at = producers.indexOf(peer);
+    if (at === -1) return false;
+    // In place (a disconnect storm makes no garbage): the last one takes its slot.
+    const last = producers.pop()!;
+    if (at < producers.length) producers[at] = last;
+    return true;
+  }
+
+  clearProducers(): void {
+    this.#producers = [];
   }
 }
 export type { Registration };
@@ -145,9 +189,23 @@ function sortedKeys(map: Map<string, unknown>): string[] {
   return [...map.keys()].sort(compareStrings);
 }
 
-/** Orders registrations by name. */
-export function compareRegistrations(a: { name: string }, b: { name: string }): number {
-  return compareStrings(a.name, b.name);
+const COLON = 0x3a;
+
+/**
+ * Orders registrations as their names `category:key:subkey` sort, without
+ * building the names (a disconnect sorts all of a peer's registrations).
+ */
+export function compareRegistrations(a: RemovedMembership, b: RemovedMembership): number {
+  // No category is a prefix of another, so the category decides when they differ.
+  if (a.category !== b.category) return compareStrings(a.category, b.category);
+  if (a.key === b.key) return compareStrings(a.subkey, b.subkey);
+  if (a.key.includes(":") || b.key.includes(":")) {
+    return compareStrings(`${a.key}:${a.subkey}`, `${b.key}:${b.subkey}`);
+  }
+  // Different keys without ':': past a shorter key, its ':' meets the longer key's next char.
+  if (b.key.startsWith(a.key)) return COLON < b.key.charCodeAt(a.key.length) ? -1 : 1;
+  if (a.key.startsWith(b.key)) return a.key.charCodeAt(b.key.length) < COLON ? -1 : 1;
+  return compareStrings(a.key, b.key);
 }
 
 /** What src/registry_testing.ts reads to check the indexes; nothing else uses it. */
@@ -224,7 +282,7 @@ export class Registry {
       const state = this.#peers.get(peer.id);
       if (state !== undefined) {
         for (const registration of state.memberships) {
-          if (registration.category === "topic" && registration.producers.has(state.info)) {
+          if (registration.category === "topic" && registration.hasProducer(state.info)) {
             this.#bump(registration.key);
           }
         }
@@ -246,7 +304,7 @@ export class Registry {
     const registration = this.#topics.get(topic)?.channels.get(channel);
     if (registration === undefined) return false;
     const removed = this.#removeProducer(registration, peerId);
-    if (registration.producers.size === 0 && isEphemeral(channel)) {
+    if (registration.producerCount === 0 && isEphemeral(channel)) {
       this.#deleteRegistration(registration);
     }
     return removed;
@@ -268,7 +326,7 @@ export class Registry {
     const registration = entry.topic;
     if (registration !== undefined) {
       removedTopic = this.#removeProducer(registration, peerId);
-      if (registration.producers.size === 0 && isEphemeral(topic)) {
+      if (registration.producerCount === 0 && isEphemeral(topic)) {
         this.#deleteRegistration(registration);
       }
     }
@@ -293,7 +351,7 @@ export class Registry {
       this.#leave(registration, state.info);
       const name = registration.category === "channel" ? registration.subkey : registration.key;
       if (
-        registration.category !== "client" && registration.producers.size === 0 &&
+        registration.category !== "client" && registration.producerCount === 0 &&
         isEphemeral(name)
       ) {
         this.#deleteRegistration(registration);
@@ -490,18 +548,18 @@ export class Registry {
    */
   *iterateDebug(): Generator<DebugEntry, void, undefined> {
     const registrations: Registration[] = [];
-    if (this.#client.producers.size > 0) registrations.push(this.#client);
+    if (this.#client.producerCount > 0) registrations.push(this.#client);
     for (const entry of this.#topics.values()) {
-      if (entry.topic !== undefined && entry.topic.producers.size > 0) {
+      if (entry.topic !== undefined && entry.topic.producerCount > 0) {
         registrations.push(entry.topic);
       }
       for (const channel of entry.channels.values()) {
-        if (channel.producers.size > 0) registrations.push(channel);
+        if (channel.producerCount > 0) registrations.push(channel);
       }
     }
     registrations.sort(compareRegistrations);
     for (const registration of registrations) {
-      if (registration.producers.size === 0) continue;
+      if (registration.producerCount === 0) continue;
       const producers: Producer[] = [];
       for (const peer of registration.producers) {
         const tombstonedAt = registration.tombstones?.get(peer);
@@ -552,7 +610,7 @@ export class Registry {
       peers: this.#peers.size,
       topics: this.#topicCount,
       channels: this.#channelCount,
-      clientProducers: this.#client.producers.size,
+      clientProducers: this.#client.producerCount,
     };
   }
 
@@ -601,12 +659,12 @@ export class Registry {
 
   #addProducer(registration: Registration, peer: PeerInfo): boolean {
     let state = this.#peers.get(peer.id);
-    if (state !== undefined && registration.producers.has(state.info)) return false;
+    if (state !== undefined && registration.hasProducer(state.info)) return false;
     if (state === undefined) {
       state = { info: peer, memberships: [], live: 0 };
       this.#peers.set(peer.id, state);
     }
-    registration.producers.add(state.info);
+    registration.addProducer(state.info);
     state.memberships.push(registration);
     state.live++;
     this.#compactIfStale(state);
@@ -618,7 +676,7 @@ export class Registry {
 
   #removeProducer(registration: Registration, peerId: string): boolean {
     const state = this.#peers.get(peerId);
-    if (state === undefined || !registration.producers.has(state.info)) return false;
+    if (state === undefined || !registration.hasProducer(state.info)) return false;
     this.#leave(registration, state.info);
     this.#forget(state);
     return true;
@@ -626,7 +684,7 @@ export class Registry {
 
   /** Takes `peer` out of `registration` and its counts; the peer's own state is the caller's. */
   #leave(registration: Registration, peer: PeerInfo): void {
-    registration.producers.delete(peer);
+    registration.removeProducer(peer);
     this.#entries[registration.category]--;
     if (registration.category === "topic") this.#bump(registration.key);
     if (registration.category !== "channel") this.#nodesVersion = ++this.#versions;
@@ -654,9 +712,9 @@ export class Registry {
   }
 
   #deleteRegistration(registration: Registration): void {
-    const producers = registration.producers.size;
+    const producers = registration.producerCount;
     for (const peer of registration.producers) this.#forget(this.#peers.get(peer.id)!);
-    registration.producers.clear();
+    registration.clearProducers();
     registration.tombstones = undefined;
     this.#tombstoned.delete(registration);
     this.#entries[registration.category] -= producers;
@@ -693,7 +751,7 @@ function liveMemberships(state: PeerState, category?: Category): Registration[] 
   const repeats = state.memberships.length > state.live ? new Set<Registration>() : undefined;
   for (const registration of state.memberships) {
     if (category !== undefined && registration.category !== category) continue;
-    if (!registration.producers.has(state.info)) continue;
+    if (!registration.hasProducer(state.info)) continue;
     if (repeats !== undefined) {
       if (repeats.has(registration)) continue;
       repeats.add(registration);

@@ -40,7 +40,7 @@ export function membershipsOf(registry: Registry, peerId: string): Membership[] 
   if (state === undefined) return [];
   const live = new Set<Registration>();
   for (const registration of state.memberships) {
-    if (registration.producers.has(state.info)) live.add(registration);
+    if (registration.hasProducer(state.info)) live.add(registration);
   }
   return [...live].sort(compareRegistrations).map(view);
 }
@@ -59,6 +59,9 @@ export function assertConsistent(registry: Registry): void {
   const reachable = new Set<Registration>();
   const note = (registration: Registration): void => {
     reachable.add(registration);
+    if (new Set(registration.producers).size !== registration.producerCount) {
+      fail(`${registration.name} holds a producer twice`);
+    }
     for (const peer of registration.producers) {
       const state = internals.peers.get(peer.id);
       if (state === undefined) fail(`${registration.name} holds unknown peer ${peer.id}`);
@@ -71,7 +74,7 @@ export function assertConsistent(registry: Registry): void {
       if (registration.category !== "topic") fail(`tombstones on ${registration.name}`);
       if (registration.tombstones.size === 0) fail(`empty tombstone map on ${registration.name}`);
       for (const peer of registration.tombstones.keys()) {
-        if (!registration.producers.has(peer)) {
+        if (!registration.hasProducer(peer)) {
           fail(`${registration.name} tombstones ${peer.id}, not a producer of it`);
         }
       }
@@ -82,7 +85,7 @@ export function assertConsistent(registry: Registry): void {
   note(internals.client);
   let topics = 0;
   let channels = 0;
-  const entries = { client: internals.client.producers.size, topic: 0, channel: 0 };
+  const entries = { client: internals.client.producerCount, topic: 0, channel: 0 };
   for (const [name, entry] of internals.topics) {
     if (entry.name !== name) fail(`topic entry ${name} is named ${entry.name}`);
     if (entry.topic === undefined && entry.channels.size === 0) fail(`empty topic entry ${name}`);
@@ -91,7 +94,7 @@ export function assertConsistent(registry: Registry): void {
       if (entry.topic.category !== "topic" || entry.topic.key !== name) {
         fail(`topic ${name} holds ${entry.topic.name}`);
       }
-      entries.topic += entry.topic.producers.size;
+      entries.topic += entry.topic.producerCount;
       note(entry.topic);
     }
     for (const [channelName, registration] of entry.channels) {
@@ -102,7 +105,7 @@ export function assertConsistent(registry: Registry): void {
       ) {
         fail(`channel ${name}/${channelName} holds ${registration.name}`);
       }
-      entries.channel += registration.producers.size;
+      entries.channel += registration.producerCount;
       note(registration);
     }
   }
@@ -143,7 +146,7 @@ export function assertConsistent(registry: Registry): void {
     const expected = held.get(id) ?? new Set<Registration>();
     const live = new Set<Registration>();
     for (const registration of state.memberships) {
-      if (registration.producers.has(state.info)) live.add(registration);
+      if (registration.hasProducer(state.info)) live.add(registration);
     }
     if (state.live !== expected.size) {
       fail(`peer ${id} counts ${state.live} memberships, registrations hold ${expected.size}`);

@@ -1,17 +1,17 @@
 // No leak: cycles of create/register/tombstone/unregister/delete, each with
 // names and a peer no other cycle uses, leave nothing behind once nothing is
 // registered, and memory after a full GC comes back to within 10% of where it
-// was after a warm-up. The registry soak runs scripts/soak.ts in a process of
-// its own (so RSS is the registry's); `deno task soak` runs its 300,000
+// was after a warm-up. The registry soak runs scripts/soak.ts (in a process of
+// its own, so RSS is the registry's); `deno task soak` runs its 300,000
 // cycles. SOAK_CYCLES (default 20,000) and SOAK_DAEMON_CYCLES (default 300)
 // set the counts here.
 
 import assert from "node:assert/strict";
 import { registryInternals } from "../../src/registry.ts";
 import { assertConsistent } from "../../src/registry_testing.ts";
+import { soakCommand } from "../../scripts/soak.ts";
 import { startDaemon, TcpClient, type TestDaemon, VALID_IDENTIFY } from "../support/helpers.ts";
 
-const SOAK_SCRIPT = decodeURIComponent(new URL("../../scripts/soak.ts", import.meta.url).pathname);
 const GROWTH_LIMIT = 1.1;
 
 function envInt(name: string, fallback: number): number {
@@ -22,12 +22,7 @@ function envInt(name: string, fallback: number): number {
 
 Deno.test("registry: cycles of every change leave nothing behind; heap and RSS come back", async () => {
   const cycles = envInt("SOAK_CYCLES", 20_000);
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--v8-flags=--expose-gc", SOAK_SCRIPT, "--cycles", String(cycles)],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const out = await (await soakCommand(cycles)).output();
   const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
   assert.equal(out.code, 0, text);
   assert.match(text, /^PASS /m, text);

@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { COMPACT_SLACK, type PeerInfo, Registry, registryInternals } from "../../src/registry.ts";
+import {
+  COMPACT_SLACK,
+  compareRegistrations,
+  type PeerInfo,
+  Registry,
+  registryInternals,
+  type RemovedMembership,
+  SMALL_PRODUCER_LIMIT,
+} from "../../src/registry.ts";
 import { assertConsistent, membershipsOf } from "../../src/registry_testing.ts";
 import { ManualClock } from "../support/helpers.ts";
 import { ModelRegistry } from "../support/registry_model.ts";
@@ -512,6 +520,25 @@ Deno.test("every answer equals the reference model's through random operations",
   }
 });
 
+Deno.test("registrations sort as their names would, whatever the characters", () => {
+  const alphabet = ["a", "b", "1", ":", "#", ".", "-", "_", "~"];
+  let state = 7;
+  const random = (n: number): number => {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return Math.floor((state / 2147483648) * n);
+  };
+  const word = (): string =>
+    Array.from({ length: random(4) }, () => alphabet[random(alphabet.length)]).join("");
+  const categories = ["client", "topic", "channel"] as const;
+  for (let i = 0; i < 20_000; i++) {
+    const a = { category: categories[random(3)], key: word(), subkey: word() };
+    const b = { category: categories[random(3)], key: word(), subkey: word() };
+    const byName = (m: typeof a): string => `${m.category}:${m.key}:${m.subkey}`;
+    const expected = byName(a) < byName(b) ? -1 : byName(a) > byName(b) ? 1 : 0;
+    assert.equal(compareRegistrations(a, b), expected, `${byName(a)} vs ${byName(b)}`);
+  }
+});
+
 Deno.test("a peer that registers and unregisters a channel over and over keeps a bounded index", () => {
   const { registry } = setup();
   const p = peer(registry, "1.1.1.1:1");
@@ -568,7 +595,7 @@ Deno.test("create, register, unregister and delete cycles leave nothing behind",
   assert.equal(internals.topics.size, 0);
   assert.equal(internals.peers.size, 0);
   assert.equal(internals.tombstoned.size, 0);
-  assert.equal(internals.client.producers.size, 0);
+  assert.equal(internals.client.producerCount, 0);
   assert.deepEqual(registry.entryCounts(), { client: 0, topic: 0, channel: 0 });
   assert.deepEqual(registry.stats(), { peers: 0, topics: 0, channels: 0, clientProducers: 0 });
 });
@@ -599,4 +626,67 @@ Deno.test("/nodes and /debug can be pulled in slices while the registry changes"
   registry.removePeer("1.1.1.1:3");
   assert.deepEqual([...debug], [], "registrations emptied since are skipped");
   assert.deepEqual(registry.debug(), []);
+});
+
+Deno.test("a registration keeps its answers as it grows past the small-array limit and back", () => {
+  const clock = new ManualClock();
+  const options = {
+    now: clock.now,
+    inactiveProducerTimeoutMs: INACTIVE_MS,
+    tombstoneLifetimeMs: 1,
+  };
+  const registry = new Registry(options);
+  const model = new ModelRegistry(options);
+  const peers = Array.from({ length: SMALL_PRODUCER_LIMIT * 3 }, (_, i) => {
+    const id = `10.1.0.${i}:4000`;
+    const info: PeerInfo = {
+      id,
+      remoteAddress: id,
+      hostname: "h",
+      broadcastAddress: `n${i % 5}`,
+      tcpPort: 4150,
+      httpPort: 4151,
+      version: "1.3.0",
+      topologyZone: "",
+      topologyRegion: "",
+      lastUpdate: clock.now(),
+    };
+    return info;
+  });
+  const same = (what: string): void => {
+    const answer = (r: Registry | ModelRegistry): unknown => {
+      const a = r.lookup("t");
+      return a && { channels: a.channels, producers: a.producers.map((p) => p.id) };
+    };
+    assert.deepEqual(answer(registry), answer(model), what);
+    assert.deepEqual(
+      registry.debug().map((d) => [d.name, d.producers.map((p) => [p.peer.id, p.tombstoned])]),
+      model.debug().map((d) => [d.name, d.producers.map((p) => [p.peer.id, p.tombstoned])]),
+      what,
+    );
+    assert.deepEqual(registry.entryCounts(), model.entryCounts(), what);
+    assertConsistent(registry);
+  };
+  for (const [i, p] of peers.entries()) {
+    for (const r of [registry, model]) {
+      r.identify(p);
+      r.registerChannel(p, "t", "c");
+      r.registerTopic(p, "t");
+    }
+    if (i % 7 === 0) {
+      assert.equal(registry.tombstone("t", "n2:4151"), model.tombstone("t", "n2:4151"));
+    }
+    same(`after ${i + 1} producers`);
+  }
+  // Leave in an order unlike joining, down to none.
+  for (const [i, p] of [...peers].reverse().entries()) {
+    if (i % 2 === 0) {
+      assert.deepEqual(registry.unregisterTopic(p.id, "t"), model.unregisterTopic(p.id, "t"));
+    } else {
+      const names = (removed: RemovedMembership[]): string[] =>
+        removed.map((m) => `${m.category}:${m.key}:${m.subkey}`);
+      assert.deepEqual(names(registry.removePeer(p.id)), names(model.removePeer(p.id)));
+    }
+    same(`after ${i + 1} left`);
+  }
 });
