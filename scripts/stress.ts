@@ -949,11 +949,16 @@ if (inWorker()) {
   serveMonitor();
 } else if (import.meta.main) {
   const quick = Deno.args.includes("--quick");
+  if (Deno.args.includes("--bare")) runtimeFlags = [];
   const onlyArg = Deno.args.find((a) => a.startsWith("--only="));
-  const unknown = Deno.args.filter((a) => a !== "--quick" && !a.startsWith("--only="));
+  const unknown = Deno.args.filter((a) =>
+    a !== "--quick" && a !== "--bare" && !a.startsWith("--only=")
+  );
   if (unknown.length > 0) {
     writeStderr(
-      `unknown argument ${unknown[0]}; usage: deno task stress [--quick] [--only=name,...]\n`,
+      `unknown argument ${
+        unknown[0]
+      }; usage: deno task stress [--quick] [--bare] [--only=name,...]\n`,
     );
     Deno.exit(2);
   }

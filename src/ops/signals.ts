@@ -16,9 +16,13 @@
 // - SIGUSR1: Deno ≥ 2.9.2 also starts a V8 inspector on 127.0.0.1:9229 when it
 //   receives SIGUSR1 (after the first 0.5 s; before, SIGUSR1 kills it), and a
 //   listener does not prevent it; any local user can then run code in the
-//   daemon. No flag or environment variable turns it off (checked on 2.9.6),
-//   so the fix is the runtime: Deno 2.9.1 (see sigusr1OpensInspector). The
-//   listener here keeps SIGUSR1 from killing the process on any version.
+//   daemon. No flag, environment variable or permission turns it off (checked
+//   on 2.9.6), and the releases without it (≤ 2.9.1) cannot cancel a blocked
+//   socket write (closing such a connection leaks it forever), so no pin is
+//   safe. Instead the daemon holds 127.0.0.1:9229 itself (guardInspectorPort):
+//   the runtime's inspector then fails to bind ("Failed to start inspector
+//   server", on stderr) and nothing listens. The listener here keeps SIGUSR1
+//   from killing the process on any version.
 
 import type { Logger } from "./logger.ts";
 
@@ -54,6 +58,58 @@ export function sigusr1OpensInspector(version: string = Deno.version.deno): bool
   return major > 2 || (major === 2 && (minor > 9 || (minor === 9 && patch >= 2)));
 }
 
+/** Where the runtime's SIGUSR1 inspector listens (fixed: it takes no configuration). */
+export const INSPECTOR_PORT = 9229;
+/** While another process holds the port, binding it is retried this often. */
+export const INSPECTOR_GUARD_RETRY_MS = 30_000;
+
+export interface InspectorGuard {
+  /** Whether this process holds 127.0.0.1:9229 now. */
+  held(): boolean;
+  close(): void;
+}
+
+/**
+ * Holds 127.0.0.1:9229 (listening, never accepting) so that the inspector
+ * Deno starts on SIGUSR1 cannot bind it. When another process holds the port,
+ * the inspector cannot bind either; binding is retried in case it lets go.
+ * Neither the listener nor the retry timer keeps the process alive.
+ */
+export function guardInspectorPort(
+  listen: () => { close(): void; unref?(): void } = () =>
+    Deno.listen({ hostname: "127.0.0.1", port: INSPECTOR_PORT }),
+  retryMs: number = INSPECTOR_GUARD_RETRY_MS,
+): InspectorGuard {
+  let listener: { close(): void } | undefined;
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const bind = (): void => {
+    try {
+      const bound = listen();
+      bound.unref?.();
+      listener = bound;
+      if (timer !== undefined) clearInterval(timer);
+      timer = undefined;
+    } catch {
+      // In use (by another process: the inspector cannot bind it either) or refused.
+    }
+  };
+  bind();
+  if (listener === undefined && retryMs > 0) {
+    const retry = setInterval(bind, retryMs);
+    Deno.unrefTimer(retry);
+    timer = retry;
+  }
+  return {
+    held: () => listener !== undefined,
+    close: () => {
+      if (timer !== undefined) clearInterval(timer);
+      timer = undefined;
+      listener?.close();
+      listener = undefined;
+    },
+  };
+}
+
 export interface SignalApi {
   addSignalListener(signal: Deno.Signal, handler: () => void): void;
 }
@@ -70,8 +126,10 @@ export interface SignalHandlingOptions {
   api?: SignalApi;
   /** Starts the deadline timer (default setTimeout); returns nothing, the exit ends all. */
   setTimer?: (fn: () => void, ms: number) => void;
-  /** The Deno version, for the SIGUSR1 warning. */
+  /** The Deno version, for the SIGUSR1 warning and guard. */
   denoVersion?: string;
+  /** Holds the inspector's port where the runtime opens one on SIGUSR1 (default guardInspectorPort). */
+  guardInspector?: () => InspectorGuard;
 }
 
 export interface SignalHandling {
@@ -79,6 +137,8 @@ export interface SignalHandling {
   shutdown: Deno.Signal[];
   /** The signals ignored. */
   ignored: Deno.Signal[];
+  /** The inspector port guard, where this runtime needs one. */
+  inspectorGuard: InspectorGuard | undefined;
 }
 
 /** Registers `signal`, unless this platform refuses it; true if registered. */
@@ -103,6 +163,9 @@ export function installSignalHandlers(options: SignalHandlingOptions): SignalHan
   const setTimer = options.setTimer ?? ((fn: () => void, ms: number) => void setTimeout(fn, ms));
   const deadlineMs = options.deadlineMs ?? SHUTDOWN_DEADLINE_MS;
   const { logger } = options;
+  const inspectorGuard = os !== "windows" && sigusr1OpensInspector(options.denoVersion)
+    ? (options.guardInspector ?? guardInspectorPort)()
+    : undefined;
   let shuttingDown = false;
   const shutdown = shutdownSignals(os).filter((signal) =>
     listen(api, signal, () => {
@@ -129,15 +192,15 @@ export function installSignalHandlers(options: SignalHandlingOptions): SignalHan
     listen(api, signal, () => {
       if (seen.has(signal)) return;
       seen.add(signal);
-      const inspector = signal === "SIGUSR1" && sigusr1OpensInspector(options.denoVersion)
-        ? ` (this Deno runtime, ${
-          options.denoVersion ?? Deno.version.deno
-        }, also opens a debugger on 127.0.0.1:9229 on SIGUSR1: run the daemon on Deno 2.9.1)`
+      const inspector = signal === "SIGUSR1" && inspectorGuard !== undefined
+        ? inspectorGuard.held()
+          ? ` (the runtime's debugger could not open: this process holds 127.0.0.1:${INSPECTOR_PORT})`
+          : ` (127.0.0.1:${INSPECTOR_PORT} is held by another process, so the runtime's debugger could not open there)`
         : "";
       logger?.warn(`${signal} received: ignored${inspector}; further ${signal}s are not logged`);
     })
   );
-  return { shutdown, ignored };
+  return { shutdown, ignored, inspectorGuard };
 }
 
 /**
@@ -149,6 +212,7 @@ export function onShutdownSignal(
   onSignal: (signal: Deno.Signal) => unknown,
   os: typeof Deno.build.os = Deno.build.os,
   api: SignalApi = Deno,
+  more: Partial<SignalHandlingOptions> = {},
 ): Deno.Signal[] {
-  return installSignalHandlers({ onShutdown: onSignal, os, api }).shutdown;
+  return installSignalHandlers({ ...more, onShutdown: onSignal, os, api }).shutdown;
 }

@@ -66,7 +66,8 @@ export const MAX_PENDING_REPLY_BYTES = 16 * 1024 * 1024;
 /**
  * Evicted connections whose descriptor is not released yet (Deno frees it once
  * the pending read is cancelled, on the next event-loop turn); while this many
- * are pending, newcomers are refused instead, so descriptors stay within the cap.
+ * are pending, accepting pauses (newcomers wait in the kernel's backlog, in
+ * order), so descriptors stay within the cap.
  */
 export const MAX_EVICTIONS_IN_FLIGHT = 32;
 /** At most this many connections are closed per sweep; the rest wait for the next one. */
@@ -204,6 +205,8 @@ export class TcpServer {
   #pendingReplyBytes = 0;
   #bytesRead = 0;
   #evicting = 0;
+  /** Resolved when an eviction in flight completes (the accept loop waits on it). */
+  #evictionDone: (() => void) | undefined;
   #acceptLoop: Promise<void> | undefined;
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #closing = false;
@@ -317,6 +320,7 @@ export class TcpServer {
     }
     // Waiting turns end now; each handler then cleans up directly.
     if (this.#ownsTurns) this.#turns.close();
+    this.#evictionDone?.();
     await this.#acceptLoop;
     await Promise.all(this.#handlers);
   }
@@ -337,9 +341,19 @@ export class TcpServer {
       accept: this.#options.accept,
       sleep: this.#options.sleep,
       take: (conn) => this.#take(conn),
-      // Accepting is a turn too: a connection storm cannot hold the event loop.
-      pace: () => this.#turns.run(ignore).catch(ignore),
+      pace: () => this.#pace(),
     });
+  }
+
+  /**
+   * Between two accepts: accepting is a turn too, so a connection storm cannot
+   * hold the event loop; and with too many evictions in flight it waits for one.
+   */
+  async #pace(): Promise<void> {
+    await this.#turns.run(ignore).catch(ignore);
+    while (this.#evicting >= MAX_EVICTIONS_IN_FLIGHT && !this.#closing) {
+      await new Promise<void>((resolve) => this.#evictionDone = resolve);
+    }
   }
 
   #take(conn: Deno.TcpConn): void {
@@ -528,7 +542,11 @@ export class TcpServer {
       this.#table.remove(connection);
       closeQuietly(conn);
       // The pending read has ended, so the descriptor is released.
-      if (connection.evicted) this.#evicting--;
+      if (connection.evicted) {
+        this.#evicting--;
+        this.#evictionDone?.();
+        this.#evictionDone = undefined;
+      }
       await this.#cleanUp(connection);
     }
   }

@@ -4,7 +4,9 @@
 
 import assert from "node:assert/strict";
 import {
+  guardInspectorPort,
   ignoredSignals,
+  type InspectorGuard,
   installSignalHandlers,
   onShutdownSignal,
   SHUTDOWN_DEADLINE_MS,
@@ -67,11 +69,18 @@ interface Installed {
   send(signal: Deno.Signal): void;
 }
 
+/** A guard that holds the port, or not, without binding anything. */
+function fakeGuard(held: boolean): InspectorGuard & { guards: number } {
+  const guard = { guards: 0, held: () => held, close: () => {} };
+  return guard;
+}
+
 /** installSignalHandlers with fakes for everything that touches the process. */
 function install(os: typeof Deno.build.os, options: {
   refuse?: Deno.Signal[];
   onShutdown?: (signal: Deno.Signal) => unknown;
   denoVersion?: string;
+  guardHeld?: boolean;
 } = {}): Installed {
   const api = fakeApi(options.refuse);
   const { logger, logs } = captureLogger();
@@ -86,6 +95,7 @@ function install(os: typeof Deno.build.os, options: {
     onShutdown: options.onShutdown ?? ((signal) => void fired.push(signal)),
     exit: (code) => void exits.push(code),
     setTimer: (fn, ms) => void timers.push({ fn, ms }),
+    guardInspector: () => fakeGuard(options.guardHeld ?? true),
   });
   const send = (signal: Deno.Signal): void => api.handlers.get(signal)?.();
   return { api, logs, fired, exits, timers, handling, send };
@@ -157,15 +167,62 @@ Deno.test("signals: an ignored signal is logged once, then never again, and shut
   );
 });
 
-Deno.test("signals: on a Deno that opens a debugger on SIGUSR1, its log line says so and what to run instead", () => {
-  const h = install("linux", { denoVersion: "2.9.6" });
-  h.send("SIGUSR1");
-  h.send("SIGUSR2");
-  assert.deepEqual(h.logs, [
-    "WARNING: SIGUSR1 received: ignored (this Deno runtime, 2.9.6, also opens a debugger on " +
-    "127.0.0.1:9229 on SIGUSR1: run the daemon on Deno 2.9.1); further SIGUSR1s are not logged",
+Deno.test("signals: on a Deno that opens a debugger on SIGUSR1 the inspector's port is held, and the log line says so", () => {
+  const guarded = install("linux", { denoVersion: "2.9.6", guardHeld: true });
+  assert.ok(guarded.handling.inspectorGuard !== undefined);
+  guarded.send("SIGUSR1");
+  guarded.send("SIGUSR2");
+  assert.deepEqual(guarded.logs, [
+    "WARNING: SIGUSR1 received: ignored (the runtime's debugger could not open: this process " +
+    "holds 127.0.0.1:9229); further SIGUSR1s are not logged",
     "WARNING: SIGUSR2 received: ignored; further SIGUSR2s are not logged",
   ]);
+  const elsewhere = install("linux", { denoVersion: "2.9.6", guardHeld: false });
+  elsewhere.send("SIGUSR1");
+  assert.match(elsewhere.logs[0], /127\.0\.0\.1:9229 is held by another process/);
+  // Runtimes without the feature need no guard.
+  assert.equal(install("linux", { denoVersion: "2.9.1" }).handling.inspectorGuard, undefined);
+  assert.equal(install("windows", { denoVersion: "2.9.6" }).handling.inspectorGuard, undefined);
+});
+
+Deno.test("signals: the inspector guard holds its port; while another process holds it, it retries", () => {
+  let inUse = true;
+  let binds = 0;
+  let closed = 0;
+  const listen = (): { close(): void } => {
+    binds++;
+    if (inUse) throw new Deno.errors.AddrInUse("in use");
+    return { close: () => void closed++ };
+  };
+  const guard = guardInspectorPort(listen, 60_000);
+  assert.equal(guard.held(), false);
+  assert.equal(binds, 1);
+  inUse = false;
+  guard.close();
+  assert.equal(closed, 0);
+  const held = guardInspectorPort(listen, 60_000);
+  assert.equal(held.held(), true);
+  held.close();
+  assert.equal(closed, 1);
+  assert.equal(held.held(), false);
+});
+
+Deno.test("signals: the inspector guard binds a real port and lets it go (port 0 here, 9229 in the daemon)", async () => {
+  let port = 0;
+  const guard = guardInspectorPort(() => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    port = listener.addr.port;
+    return listener;
+  });
+  assert.ok(guard.held());
+  // Bound and never accepting: a client connects (the kernel's backlog) and hears nothing.
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  conn.close();
+  guard.close();
+  await assert.rejects(
+    Deno.connect({ hostname: "127.0.0.1", port }),
+    Deno.errors.ConnectionRefused,
+  );
 });
 
 Deno.test("signals: the SIGUSR1 debugger came with Deno 2.9.2", () => {
@@ -197,7 +254,8 @@ Deno.test("signals: a signal that cannot be registered is skipped, the others st
 
 Deno.test("signals: onShutdownSignal (main.ts's form) hooks the same signals", () => {
   const api = fakeApi();
-  assert.deepEqual(onShutdownSignal(() => {}, "linux", api), shutdownSignals("linux"));
+  const more = { guardInspector: () => fakeGuard(true) };
+  assert.deepEqual(onShutdownSignal(() => {}, "linux", api, more), shutdownSignals("linux"));
   assert.deepEqual([...api.handlers.keys()], [
     ...shutdownSignals("linux"),
     ...ignoredSignals("linux"),
@@ -220,6 +278,7 @@ Deno.test("signals: the real Deno API accepts every signal this platform hooks",
       api,
       exit: () => {},
       setTimer: () => {},
+      guardInspector: () => fakeGuard(true),
     });
     assert.deepEqual(handling.shutdown, shutdownSignals(Deno.build.os));
     assert.deepEqual(handling.ignored, ignoredSignals(Deno.build.os));
