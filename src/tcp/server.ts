@@ -76,6 +76,10 @@ export const MAX_DROPS_PER_SWEEP = 1024;
 const LOGGED_DROPS_PER_SWEEP = 16;
 /** Refusals and evictions are logged at most once per this interval (per reason). */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
+/** How long a refused peer is read (and ignored) after its frame, at most. */
+const REFUSAL_LINGER_MS = 250;
+/** Refused peers lingering at once, at most; beyond, a refusal closes at once. */
+const MAX_LINGERING_REFUSALS = 256;
 
 /** What the access-control policy answers for a refused client. */
 export interface Refusal {
@@ -190,6 +194,8 @@ export class TcpServer {
   readonly #table = new ConnectionTable<Connection>();
   readonly #blocked = new Set<Connection>();
   readonly #handlers = new Set<Promise<void>>();
+  /** Refused peers being read before their close (see refuse()). */
+  #lingering = 0;
   readonly #refused: Record<RefusalReason, number> = {
     admit: 0,
     limit: 0,
@@ -360,9 +366,14 @@ export class TcpServer {
     const remoteAddr = conn.remoteAddr;
     const refusal = this.#options.admit?.(remoteAddr);
     if (refusal !== undefined) {
-      const refusing = refuse(conn, refusal.frame);
+      const linger = this.#lingering < MAX_LINGERING_REFUSALS;
+      if (linger) this.#lingering++;
+      const refusing = refuse(conn, refusal.frame, linger);
       this.#handlers.add(refusing);
-      refusing.finally(() => this.#handlers.delete(refusing));
+      refusing.finally(() => {
+        this.#handlers.delete(refusing);
+        if (linger) this.#lingering--;
+      });
       this.#count(
         "admit",
         () => `refused client(${formatNetAddr(remoteAddr)}) - ${refusal.reason}`,
@@ -639,8 +650,27 @@ function ignore(): void {}
  * (Closing right after calling write() would drop the frame: the write is an
  * op that has not run yet.)
  */
-function refuse(conn: Deno.TcpConn, frame: Uint8Array): Promise<void> {
-  return conn.write(frame).then(ignore, ignore).finally(() => closeQuietly(conn));
+/**
+ * Writes the refusal frame and closes. nsqd writes its magic and IDENTIFY
+ * before it reads: closing with that input unread would reset the connection
+ * and lose the frame, so the refused peer gets a FIN first and is read (and
+ * ignored) for a moment — unless `linger` is off because too many already are.
+ */
+async function refuse(conn: Deno.TcpConn, frame: Uint8Array, linger: boolean): Promise<void> {
+  const timer = linger ? setTimeout(() => closeQuietly(conn), REFUSAL_LINGER_MS) : undefined;
+  try {
+    await conn.write(frame);
+    if (linger) {
+      await conn.closeWrite();
+      const sink = new Uint8Array(4096);
+      while ((await conn.read(sink)) !== null);
+    }
+  } catch {
+    // gone, or closed by the timer
+  } finally {
+    clearTimeout(timer);
+    closeQuietly(conn);
+  }
 }
 
 function isDisconnect(error: unknown): boolean {
