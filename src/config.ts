@@ -43,6 +43,10 @@ function logFormatError(text: string): string {
   return `invalid log format '${text}' (${LOG_FORMAT_NAMES})`;
 }
 
+function shareError(percent: number): string | undefined {
+  return percent >= 1 && percent <= 100 ? undefined : "must be a percentage from 1 to 100";
+}
+
 function identifySizeError(size: number): string | undefined {
   // Beyond 2^53 the number would silently change; nobody means such a size anyway.
   if (!Number.isSafeInteger(size)) return "value out of range";
@@ -65,6 +69,7 @@ export interface NsqlookupdFlags {
   /** Nanoseconds. */
   readonly tombstoneLifetime: FlagRef<bigint>;
   readonly maxIdentifySize: FlagRef<number>;
+  readonly maxSharePerHost: FlagRef<number>;
   readonly legacyHttpApi: FlagRef<boolean>;
   readonly producerNetworks: FlagRef<readonly Network[] | undefined>;
   readonly adminNetworks: FlagRef<readonly Network[] | undefined>;
@@ -158,6 +163,12 @@ export function createFlags(hostname: string): NsqlookupdFlags {
       d.maxIdentifySize,
       "largest IDENTIFY body in bytes accepted from a TCP client",
       identifySizeError,
+    ),
+    maxSharePerHost: set.int(
+      "max-share-per-host",
+      d.maxSharePerHost,
+      "percent of each connection cap (TCP, HTTP) one remote host may hold",
+      shareError,
     ),
     legacyHttpApi: set.bool(
       "legacy-http-api",
@@ -326,6 +337,13 @@ function coerceDuration(value: TomlValue): Coerced<bigint> {
     return { ok: true, value: ns };
   }
   return wrongType(value, "a duration string or an integer of milliseconds");
+}
+
+function coerceShare(value: TomlValue): Coerced<number> {
+  if (typeof value !== "bigint") return wrongType(value, "an integer");
+  const percent = Number(value);
+  const error = shareError(percent);
+  return error === undefined ? { ok: true, value: percent } : { ok: false, error };
 }
 
 function coerceIdentifySize(value: TomlValue): Coerced<number> {
@@ -520,6 +538,7 @@ function resolveOptions(
     inactiveProducerTimeoutMs: nsToMs(pick(flags.inactiveProducerTimeout, coerceDuration)),
     tombstoneLifetimeMs: nsToMs(pick(flags.tombstoneLifetime, coerceDuration)),
     maxIdentifySize: pick(flags.maxIdentifySize, coerceIdentifySize),
+    maxSharePerHost: pick(flags.maxSharePerHost, coerceShare),
     legacyHttpApi: pick(flags.legacyHttpApi, coerceBool),
     ...resolveAccess(flags, pick),
     ...resolveTls(flags, pick, (ref) => given(flags, file, ref), env),

@@ -214,6 +214,7 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     logger,
     maxBodyBytes: MAX_BODY_BYTES,
     maxConnections: httpCap,
+    maxPerRemote: share(httpCap, options.maxSharePerHost),
   });
   const httpsServer = listeners.https === undefined ? undefined : new HttpServer({
     listener: listeners.https,
@@ -222,6 +223,7 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     logger,
     maxBodyBytes: MAX_BODY_BYTES,
     maxConnections: Math.max(1, limits.http - httpCap),
+    maxPerRemote: share(Math.max(1, limits.http - httpCap), options.maxSharePerHost),
   });
   const httpAddr = httpServer.addr;
   const tcpAddr = listeners.tcp.addr;
@@ -236,6 +238,7 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     idleTimeoutMs: options.inactiveProducerTimeoutMs,
     observer: metrics.tcp,
     maxConnections: limits.tcp,
+    maxPerRemote: share(limits.tcp, options.maxSharePerHost),
     // Refuses peers outside --producer-networks before reading from them.
     admit: access?.admit,
   };
@@ -291,4 +294,9 @@ function shutdownOnce(
     })();
     return stopping;
   };
+}
+
+/** One remote host's share of a cap: `percent` of it, never below one connection. */
+function share(cap: number, percent: number): number {
+  return Math.max(1, Math.floor((cap * percent) / 100));
 }

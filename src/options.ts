@@ -14,6 +14,8 @@ export interface Options {
   logPrefix: string;
   logFormat: LogFormat;
   maxIdentifySize: number;
+  /** Percent of each connection cap (TCP, HTTP) that one remote host may hold. */
+  maxSharePerHost: number;
   legacyHttpApi: boolean;
   /** `--producer-networks`: who may connect over TCP to register; undefined: anyone. */
   producerNetworks: readonly Network[] | undefined;
@@ -44,6 +46,7 @@ export function defaultOptions(hostname: string): Options {
     logPrefix: "[nsqlookupd] ",
     logFormat: "text",
     maxIdentifySize: 65536,
+    maxSharePerHost: 25,
     legacyHttpApi: false,
     producerNetworks: undefined,
     adminNetworks: undefined,

@@ -47,6 +47,8 @@ const USAGE = "Usage of nsqlookupd:\n" +
   '    \tlog message prefix (default "[nsqlookupd] ")\n' +
   "  -max-identify-size int\n" +
   "    \tlargest IDENTIFY body in bytes accepted from a TCP client (default 65536)\n" +
+  "  -max-share-per-host int\n" +
+  "    \tpercent of each connection cap (TCP, HTTP) one remote host may hold (default 25)\n" +
   "  -producer-networks value\n" +
   "    \tCIDR[,CIDR...] allowed to connect over TCP to register (nsqd), and to read without a " +
   "secret under --auth-http-address (IPv4 or IPv6; may be given multiple times)\n" +
@@ -208,6 +210,7 @@ Deno.test("config: every flag sets its option", () => {
     "--log-prefix=",
     "--log-format=json",
     "--max-identify-size=0x100",
+    "--max-share-per-host=100",
     "--legacy-http-api",
     "--verbose",
     "--producer-networks=10.0.0.0/8",
@@ -229,6 +232,7 @@ Deno.test("config: every flag sets its option", () => {
     logPrefix: "",
     logFormat: "json",
     maxIdentifySize: 256,
+    maxSharePerHost: 100,
     legacyHttpApi: true,
     producerNetworks: [{ bytes: new Uint8Array([10, 0, 0, 0]), prefix: 8 }],
     adminNetworks: [{ bytes: new Uint8Array([...new Array(15).fill(0), 1]), prefix: 128 }],
@@ -320,6 +324,7 @@ Deno.test("config: every key of the file sets its option", () => {
     'log_prefix = "[lookup] "',
     'log_format = "json"',
     "max_identify_size = 1024",
+    "max_share_per_host = 10",
     "legacy_http_api = true",
     'producer_networks = ["10.0.0.0/8", "192.168.0.0/16,::1"]',
     'admin_networks = "127.0.0.1"',
@@ -343,6 +348,7 @@ Deno.test("config: every key of the file sets its option", () => {
       logPrefix: "[lookup] ",
       logFormat: "json",
       maxIdentifySize: 1024,
+      maxSharePerHost: 10,
       legacyHttpApi: true,
       producerNetworks: [
         { bytes: new Uint8Array([10, 0, 0, 0]), prefix: 8 },
@@ -469,6 +475,19 @@ Deno.test("config: bools are TOML bools or Go ParseBool strings", () => {
       "failed to load config file /c.toml - invalid value for legacy_http_api: expected a boolean, got integer",
     ),
   );
+});
+
+Deno.test("config: max_share_per_host is a percentage from 1 to 100", () => {
+  for (const bad of ["0", "101", "-5"]) {
+    const cli = run([`--max-share-per-host=${bad}`]);
+    assert.equal(cli.kind, "exit");
+    assert.match(
+      cli.kind === "exit" ? cli.stderr ?? "" : "",
+      new RegExp(`invalid value "${bad}" for flag -max-share-per-host: must be a percentage`),
+    );
+  }
+  const file = run(["--config", "/c.toml"], { "/c.toml": "max_share_per_host = 0" });
+  assert.equal(file.kind === "exit" && file.code, 1);
 });
 
 Deno.test("config: max_identify_size must be a positive integer", () => {
