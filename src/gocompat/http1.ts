@@ -974,7 +974,7 @@ export class ResponseBuffer {
       this.#length += headBytes.length + keptBody;
     }
     if (framing.mode === "chunked") this.appendBytes(CHUNK_END_AND_LAST);
-    return framing;
+    return { mode: framing.mode, close: framing.close };
   }
 
   #appendEncoded(answer: HttpAnswer, body: Uint8Array, options: SerializeOptions): Framing {
@@ -988,7 +988,9 @@ export class ResponseBuffer {
       responseHead(answer, block, framing, options, framing.mode === "chunked" ? body.length : 0),
       block,
     );
-    if (framing.mode === "none" || body.length === 0) return framing;
+    if (framing.mode === "none" || body.length === 0) {
+      return { mode: framing.mode, close: framing.close };
+    }
     if (body.length <= INLINE_BODY_BYTES) {
       this.appendBytes(body);
     } else {
@@ -999,7 +1001,7 @@ export class ResponseBuffer {
       this.#segmentStart = this.#length;
     }
     if (framing.mode === "chunked") this.appendBytes(CHUNK_END_AND_LAST);
-    return framing;
+    return { mode: framing.mode, close: framing.close };
   }
 
   /**
@@ -1011,7 +1013,7 @@ export class ResponseBuffer {
     const block = headerBlock(answer.headers);
     const framing = frame(answer.status, undefined, options);
     this.#appendHead(responseHead(answer, block, framing, options, 0), block);
-    return framing;
+    return { mode: framing.mode, close: framing.close };
   }
 
   /** A piece of a body framed by appendHead(): a chunk, or the bytes as they are. */
