@@ -558,7 +558,9 @@ export class HttpServer {
    * Streams a body: pulls slices (each a bounded piece of work, with a turn
    * check between), writes them in chunks of up to the per-connection bound,
    * each write awaited before the next slice is pulled. The first
-   * MAX_LENGTH_BODY_BYTES + 1 bytes decide the framing, as in Go.
+   * MAX_LENGTH_BODY_BYTES + 1 bytes decide the framing, as in Go; a body up
+   * to the bound is one chunk (Go's bytes for a handler's one write), a
+   * larger one several.
    */
   async #stream(
     c: Connection,
@@ -613,6 +615,9 @@ export class HttpServer {
             unstage();
             return await this.#write(c, out) && !close && c.closeReason === undefined;
           }
+          // Fill on up to the bound first: a body that fits goes out as one
+          // chunk, the bytes of the reference's one handler write.
+          continue;
         }
         out.appendChunk(stage.bytes, mode);
         if (done) out.appendEnd(mode);
