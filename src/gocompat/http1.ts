@@ -236,15 +236,21 @@ export class RequestParser {
         this.#keepPartial(bytes.subarray(pos, end));
         return end;
       }
-      let line = bytes.subarray(pos, lf);
+      // The line is bytes[from, to), without its line end; lines are handled
+      // in place (no copy), unless one spans reads.
+      let line = bytes;
+      let from = pos;
+      let to = lf;
       if (this.#partialLength > 0) {
-        this.#keepPartial(line);
-        line = this.#partial!.subarray(0, this.#partialLength);
+        this.#keepPartial(bytes.subarray(pos, lf));
+        line = this.#partial!;
+        from = 0;
+        to = this.#partialLength;
         this.#partialLength = 0;
       }
-      if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, line.length - 1);
+      if (to > from && line[to - 1] === CR) to--;
       pos = end;
-      this.#endLine(line);
+      this.#endLine(line, from, to);
     }
     return pos;
   }
@@ -307,52 +313,53 @@ export class RequestParser {
     return true;
   }
 
-  #endLine(line: Uint8Array): void {
+  /** A complete line of the head: bytes[from, to), without its line end. */
+  #endLine(bytes: Uint8Array, from: number, to: number): void {
     const first = this.#lines++ === 0;
     if (first) {
-      this.#endRequestLine(line);
+      this.#endRequestLine(bytes, from, to);
       return;
     }
-    if (line.length === 0) {
+    if (to === from) {
       this.#commitHeader();
       this.#endHead();
       return;
     }
-    if (line[0] === SP || line[0] === HTAB) {
+    if (bytes[from] === SP || bytes[from] === HTAB) {
       if (this.#lines === 2) {
         // Go: "malformed MIME header initial line".
         this.#fail(BAD_REQUEST, "malformed header line");
         return;
       }
       // An obs-fold: Go 1.19 joins it to the previous header's value with a space.
-      this.#checkValue(line, 0, line.length);
+      this.#checkValue(bytes, from, to);
       if (this.#header !== Header.Other && this.#header !== Header.Skipped) {
-        this.#headerValue += " " + headerText(line, 0, line.length);
+        this.#headerValue += " " + headerText(bytes, from, to);
       }
       return;
     }
     this.#commitHeader();
-    const colon = line.indexOf(COLON);
-    if (colon === -1) {
+    const colon = bytes.indexOf(COLON, from);
+    if (colon === -1 || colon >= to) {
       // Go: "malformed MIME header line", as soon as the line is read.
       this.#fail(BAD_REQUEST, "malformed header line");
       return;
     }
-    if (colon === 0) {
+    if (colon === from) {
       this.#header = Header.Skipped; // Go skips a header with an empty name
       return;
     }
     if (this.#deferredError === undefined) {
-      for (let i = 0; i < colon; i++) {
-        if (TCHAR[line[i]] === 0) {
+      for (let i = from; i < colon; i++) {
+        if (TCHAR[bytes[i]] === 0) {
           this.#deferredError = INVALID_HEADER_NAME;
           break;
         }
       }
     }
-    this.#checkValue(line, colon + 1, line.length);
-    this.#header = headerOf(line, colon);
-    if (this.#header !== Header.Other) this.#headerValue = headerText(line, colon + 1, line.length);
+    this.#checkValue(bytes, colon + 1, to);
+    this.#header = headerOf(bytes, from, colon);
+    if (this.#header !== Header.Other) this.#headerValue = headerText(bytes, colon + 1, to);
   }
 
   #checkValue(line: Uint8Array, start: number, end: number): void {
@@ -398,21 +405,26 @@ export class RequestParser {
     this.#headerValue = "";
   }
 
-  #endRequestLine(line: Uint8Array): void {
+  #endRequestLine(line: Uint8Array, from: number, to: number): void {
     if (this.#linePart !== LinePart.Version || this.#partLength < VERSION_LENGTH) {
       this.#fail(BAD_REQUEST, "malformed request line");
       return;
     }
-    const sp1 = line.indexOf(SP);
+    const sp1 = line.indexOf(SP, from);
     const sp2 = line.indexOf(SP, sp1 + 1);
+    if (sp2 === -1 || sp2 >= to) {
+      this.#fail(BAD_REQUEST, "malformed request line");
+      return;
+    }
     const target = binary(line, sp1 + 1, sp2);
     if (!isValidRequestUri(target)) {
       this.#fail(BAD_REQUEST, "malformed request target");
       return;
     }
-    this.#method = sp1 === 3 && line[0] === 0x47 && line[1] === 0x45 && line[2] === 0x54
+    this.#method = sp1 === from + 3 && line[from] === 0x47 && line[from + 1] === 0x45 &&
+        line[from + 2] === 0x54
       ? "GET"
-      : binary(line, 0, sp1);
+      : binary(line, from, sp1);
     let ascii = true;
     for (let i = 0; i < target.length && ascii; i++) ascii = target.charCodeAt(i) < 0x80;
     this.#target = ascii ? target : utf8.decode(line.subarray(sp1 + 1, sp2));
@@ -619,32 +631,33 @@ for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl
   TCHAR[c.charCodeAt(0)] = 1;
 }
 
-/** Whether bytes[0, end) spell `name` (lower case) in any case. */
-function isName(bytes: Uint8Array, end: number, name: string): boolean {
-  if (end !== name.length) return false;
-  for (let i = 0; i < end; i++) if ((bytes[i] | 0x20) !== name.charCodeAt(i)) return false;
+/** Whether bytes[start, start + name.length) spell `name` (lower case) in any case. */
+function isName(bytes: Uint8Array, start: number, name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    if ((bytes[start + i] | 0x20) !== name.charCodeAt(i)) return false;
+  }
   return true;
 }
 
-/** Which header a line's name (bytes[0, colon)) is, among those read. */
-function headerOf(line: Uint8Array, colon: number): Header {
-  switch (colon) {
+/** Which header a name (bytes[start, colon)) is, among those read. */
+function headerOf(bytes: Uint8Array, start: number, colon: number): Header {
+  switch (colon - start) {
     case 4:
-      return isName(line, colon, "host") ? Header.Host : Header.Other;
+      return isName(bytes, start, "host") ? Header.Host : Header.Other;
     case 6:
-      return isName(line, colon, "accept")
+      return isName(bytes, start, "accept")
         ? Header.Accept
-        : isName(line, colon, "expect")
+        : isName(bytes, start, "expect")
         ? Header.Expect
         : Header.Other;
     case 10:
-      return isName(line, colon, "connection") ? Header.Connection : Header.Other;
+      return isName(bytes, start, "connection") ? Header.Connection : Header.Other;
     case 13:
-      return isName(line, colon, "authorization") ? Header.Authorization : Header.Other;
+      return isName(bytes, start, "authorization") ? Header.Authorization : Header.Other;
     case 14:
-      return isName(line, colon, "content-length") ? Header.ContentLength : Header.Other;
+      return isName(bytes, start, "content-length") ? Header.ContentLength : Header.Other;
     case 17:
-      return isName(line, colon, "transfer-encoding") ? Header.TransferEncoding : Header.Other;
+      return isName(bytes, start, "transfer-encoding") ? Header.TransferEncoding : Header.Other;
     default:
       return Header.Other;
   }
@@ -870,6 +883,7 @@ export class ResponseBuffer {
   /** What to write, in order (views, valid until the next change). */
   parts(): Uint8Array[] {
     const tail = this.#buffer.subarray(this.#segmentStart, this.#length);
+    if (this.#parts.length === 0) return tail.length === 0 ? [] : [tail];
     return tail.length === 0 ? [...this.#parts] : [...this.#parts, tail];
   }
 
@@ -960,7 +974,7 @@ export class ResponseBuffer {
       this.#length += headBytes.length + keptBody;
     }
     if (framing.mode === "chunked") this.appendBytes(CHUNK_END_AND_LAST);
-    return framing;
+    return { mode: framing.mode, close: framing.close };
   }
 
   #appendEncoded(answer: HttpAnswer, body: Uint8Array, options: SerializeOptions): Framing {
@@ -974,7 +988,9 @@ export class ResponseBuffer {
       responseHead(answer, block, framing, options, framing.mode === "chunked" ? body.length : 0),
       block,
     );
-    if (framing.mode === "none" || body.length === 0) return framing;
+    if (framing.mode === "none" || body.length === 0) {
+      return { mode: framing.mode, close: framing.close };
+    }
     if (body.length <= INLINE_BODY_BYTES) {
       this.appendBytes(body);
     } else {
@@ -985,7 +1001,7 @@ export class ResponseBuffer {
       this.#segmentStart = this.#length;
     }
     if (framing.mode === "chunked") this.appendBytes(CHUNK_END_AND_LAST);
-    return framing;
+    return { mode: framing.mode, close: framing.close };
   }
 
   /**
@@ -997,7 +1013,7 @@ export class ResponseBuffer {
     const block = headerBlock(answer.headers);
     const framing = frame(answer.status, undefined, options);
     this.#appendHead(responseHead(answer, block, framing, options, 0), block);
-    return framing;
+    return { mode: framing.mode, close: framing.close };
   }
 
   /** A piece of a body framed by appendHead(): a chunk, or the bytes as they are. */

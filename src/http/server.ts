@@ -42,7 +42,7 @@ import {
   type StreamedBody,
 } from "../gocompat/http1.ts";
 import type { Logger } from "../ops/logger.ts";
-import { Turns } from "./turns.ts";
+import { LoopbackTurn, Turns } from "./turns.ts";
 
 export const HTTP_MAX_CONNECTIONS = 1024;
 export const HTTP_HEADER_TIMEOUT_MS = 10_000;
@@ -164,6 +164,9 @@ export class HttpServer {
   readonly #perHost = new Map<string, number>();
   readonly #buffers: ResponseBuffer[] = [];
   readonly #turns: Turns;
+  /** The event-loop turn of #turns, once open (else a timer turn). */
+  #loopback: LoopbackTurn | undefined;
+  #opening: Promise<void> | undefined;
   readonly #maxConnections: number;
   readonly #maxPerRemote: number;
   readonly #maxHeld: number;
@@ -191,6 +194,10 @@ export class HttpServer {
     this.#turns = new Turns({
       budgetMs: options.turnBudgetMs,
       onYield: options.observer?.yielded,
+      turn: () =>
+        this.#loopback === undefined
+          ? new Promise((resolve) => setTimeout(resolve, 0))
+          : this.#loopback.turn(),
     });
   }
 
@@ -214,6 +221,10 @@ export class HttpServer {
   }
 
   start(): void {
+    this.#opening = LoopbackTurn.open().then((loopback) => {
+      if (this.#accepting) this.#loopback = loopback;
+      else loopback?.close();
+    });
     this.#acceptLoop = this.#accept();
     const interval = this.#options.sweepIntervalMs ?? 250;
     if (interval > 0) {
@@ -272,7 +283,10 @@ export class HttpServer {
     }
     for (const c of this.#connections) c.close();
     await busy;
+    await this.#opening;
     await this.#turns.settled();
+    this.#loopback?.close();
+    this.#loopback = undefined;
   }
 
   #deadlineReason(c: Connection): string {
@@ -434,13 +448,20 @@ export class HttpServer {
         if (event === undefined) {
           if (parser.phase === "closed") return;
           // A TLS handshake happens in the first read: it counts against the head timeout.
-          const n = await readQuietly(c.conn, buffer);
+          let n: number | null;
+          try {
+            n = await c.conn.read(buffer);
+          } catch {
+            return; // reset, closed by us, or a failed TLS handshake
+          }
           if (n === null) return;
           input = buffer.subarray(0, n);
           continue;
         }
         c.state = "answering";
-        const open = await this.#handle(c, event);
+        const open = event.kind === "request"
+          ? await this.#respond(c, event.head, event.bodyTooLarge)
+          : await this.#handle(c, event);
         c.state = "reading";
         c.waitingSince = this.#clock();
         if (parser.phase === "between") {
@@ -467,8 +488,8 @@ export class HttpServer {
     }
   }
 
-  /** Answers one parse event; false when the connection is to end after it. */
-  async #handle(c: Connection, event: ParseEvent): Promise<boolean> {
+  /** Answers a parse event other than a request; false when the connection is to end after it. */
+  async #handle(c: Connection, event: Exclude<ParseEvent, { kind: "request" }>): Promise<boolean> {
     switch (event.kind) {
       case "continue":
         return await this.#writeBytes(c, CONTINUE) && c.closeReason === undefined;
@@ -480,8 +501,6 @@ export class HttpServer {
         this.#options.logger.debug(`HTTP: request refused from ${c.remote} - ${event.reason}`);
         await this.#writeAnswer(c, event.answer, { date: httpDate() });
         return false;
-      case "request":
-        return await this.#respond(c, event.head, event.bodyTooLarge);
     }
   }
 
@@ -539,7 +558,9 @@ export class HttpServer {
    * Streams a body: pulls slices (each a bounded piece of work, with a turn
    * check between), writes them in chunks of up to the per-connection bound,
    * each write awaited before the next slice is pulled. The first
-   * MAX_LENGTH_BODY_BYTES + 1 bytes decide the framing, as in Go.
+   * MAX_LENGTH_BODY_BYTES + 1 bytes decide the framing, as in Go; a body up
+   * to the bound is one chunk (Go's bytes for a handler's one write), a
+   * larger one several.
    */
   async #stream(
     c: Connection,
@@ -594,6 +615,9 @@ export class HttpServer {
             unstage();
             return await this.#write(c, out) && !close && c.closeReason === undefined;
           }
+          // Fill on up to the bound first: a body that fits goes out as one
+          // chunk, the bytes of the reference's one handler write.
+          continue;
         }
         out.appendChunk(stage.bytes, mode);
         if (done) out.appendEnd(mode);
@@ -640,16 +664,19 @@ export class HttpServer {
       for (const part of out.parts()) {
         let rest = part;
         while (rest.length > 0) {
-          const n = await writeQuietly(c.conn, rest);
-          if (n === null) return false;
+          let n: number;
+          try {
+            n = await c.conn.write(rest);
+          } catch {
+            return false; // the peer is gone, or the connection was closed
+          }
+          if (n === rest.length) break;
+          // Partly written (a large answer): progress, and the other connections' turn.
           rest = rest.subarray(n);
           c.writeProgressAt = this.#clock();
-          if (rest.length > 0) {
-            // A large answer to a fast reader: other connections go on in between.
-            const turn = this.#turns.pass();
-            if (turn !== undefined && (await Promise.race([turn, c.closing])) === CLOSED) {
-              return false;
-            }
+          const turn = this.#turns.pass();
+          if (turn !== undefined && (await Promise.race([turn, c.closing])) === CLOSED) {
+            return false;
           }
         }
       }
@@ -765,14 +792,5 @@ async function readQuietly(conn: Deno.Conn, buffer: Uint8Array): Promise<number 
     return await conn.read(buffer);
   } catch {
     return null; // reset, closed by us, or a failed TLS handshake
-  }
-}
-
-/** One write; null when the peer is gone. */
-async function writeQuietly(conn: Deno.Conn, bytes: Uint8Array): Promise<number | null> {
-  try {
-    return await conn.write(bytes);
-  } catch {
-    return null;
   }
 }

@@ -1614,3 +1614,103 @@ Deno.test("an encoded body over 16 KiB is written from where it is, between its 
   assert.equal(binText(out.bytes), `HTTP/1.1 200 OK\r\nDate: ${DATE}\r\n\r\n`);
   assert.equal(out.parts().length, 1);
 });
+
+// ---- the response serializer: Go's body framing ----
+
+const BODY_2049 = "x".repeat(2049);
+
+Deno.test("a body of up to 2048 bytes gets Content-Length; one byte more is one chunk, lower-case hex size, as Go's chunkWriter", () => {
+  const small = serializeResponse({ status: 200, headers: [], body: "x".repeat(2048) }, {
+    date: DATE,
+  });
+  assert.equal(
+    binText(small),
+    `HTTP/1.1 200 OK\r\nDate: ${DATE}\r\nContent-Length: 2048\r\n\r\n${"x".repeat(2048)}`,
+  );
+  assert.equal(
+    binText(serializeResponse({ status: 200, headers: [], body: BODY_2049 }, { date: DATE })),
+    `HTTP/1.1 200 OK\r\nDate: ${DATE}\r\nTransfer-Encoding: chunked\r\n\r\n801\r\n${BODY_2049}\r\n0\r\n\r\n`,
+  );
+  // The UTF-8 length decides: 1025 two-byte chars are 2050 bytes.
+  const accented = binText(
+    serializeResponse({ status: 200, headers: [], body: "é".repeat(1025) }, { date: DATE }),
+  );
+  assert.match(accented, /\r\nTransfer-Encoding: chunked\r\n\r\n802\r\n/);
+});
+
+Deno.test("a large body to HTTP/1.0 has no length and ends the connection, even when keep-alive was asked (no keep-alive echoed)", () => {
+  const out = new ResponseBuffer();
+  const framing = out.append({ status: 200, headers: [], body: BODY_2049 }, {
+    date: DATE,
+    http10: true,
+    keepAlive: true,
+  });
+  assert.deepEqual(framing, { mode: "close", close: true });
+  assert.equal(binText(out.bytes), `HTTP/1.0 200 OK\r\nDate: ${DATE}\r\n\r\n${BODY_2049}`);
+  // A small one keeps the connection, with Connection: keep-alive.
+  out.reset();
+  assert.deepEqual(out.append(PING, { date: DATE, http10: true, keepAlive: true }), {
+    mode: "length",
+    close: false,
+  });
+  assert.match(binText(out.bytes), /\r\nConnection: keep-alive\r\n\r\nOK$/);
+});
+
+Deno.test("HEAD: a small body's Content-Length, none for an empty or a large one, never a body; keep-alive echoed to HTTP/1.0", () => {
+  const head = (body: string, options: Partial<SerializeOptions> = {}): string =>
+    binText(serializeResponse({ status: 200, headers: [], body }, {
+      date: DATE,
+      omitBody: true,
+      ...options,
+    }));
+  assert.equal(head("OK"), `HTTP/1.1 200 OK\r\nDate: ${DATE}\r\nContent-Length: 2\r\n\r\n`);
+  assert.equal(head(""), `HTTP/1.1 200 OK\r\nDate: ${DATE}\r\n\r\n`);
+  assert.equal(head(BODY_2049), `HTTP/1.1 200 OK\r\nDate: ${DATE}\r\n\r\n`);
+  assert.equal(
+    head(BODY_2049, { http10: true, keepAlive: true }),
+    `HTTP/1.0 200 OK\r\nDate: ${DATE}\r\nConnection: keep-alive\r\n\r\n`,
+  );
+});
+
+Deno.test("204 and 304 get neither Content-Length nor a body", () => {
+  for (const status of [204, 304]) {
+    const text = binText(
+      serializeResponse({ status, headers: [], body: "ignored" }, { date: DATE }),
+    );
+    assert.equal(
+      text,
+      `HTTP/1.1 ${status} ${
+        status === 204 ? "No Content" : "Not Modified"
+      }\r\nDate: ${DATE}\r\n\r\n`,
+    );
+  }
+});
+
+Deno.test("appendHead, appendChunk and appendEnd frame a body of unknown size: chunks on HTTP/1.1, the bytes then closing on HTTP/1.0, nothing for HEAD", () => {
+  const answer: FixedAnswer = { status: 200, headers: JSON_HEADERS, body: null };
+  const out = new ResponseBuffer(64);
+  const framing = out.appendHead(answer, { date: DATE });
+  assert.deepEqual(framing, { mode: "chunked", close: false });
+  out.appendChunk(bytes("abc"), framing.mode);
+  out.appendChunk(new Uint8Array(0), framing.mode); // an empty piece is no chunk (it would end the body)
+  out.appendChunk(bytes("é".repeat(10)), framing.mode);
+  out.appendEnd(framing.mode);
+  assert.equal(
+    new TextDecoder().decode(out.bytes),
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n" +
+      `X-Nsq-Content-Type: nsq; version=1.0\r\nDate: ${DATE}\r\nTransfer-Encoding: chunked\r\n\r\n` +
+      `3\r\nabc\r\n14\r\n${"é".repeat(10)}\r\n0\r\n\r\n`,
+  );
+  const old = new ResponseBuffer(64);
+  const old10 = old.appendHead(answer, { date: DATE, http10: true });
+  assert.deepEqual(old10, { mode: "close", close: true });
+  old.appendChunk(bytes("abc"), old10.mode);
+  old.appendEnd(old10.mode);
+  assert.match(binText(old.bytes), /^HTTP\/1.0 200 OK\r\n[^]*\r\n\r\nabc$/);
+  const head = new ResponseBuffer(64);
+  assert.deepEqual(head.appendHead(answer, { date: DATE, omitBody: true }), {
+    mode: "none",
+    close: false,
+  });
+  assert.doesNotMatch(binText(head.bytes), /Transfer-Encoding|Content-Length/);
+});

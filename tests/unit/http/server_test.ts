@@ -570,12 +570,16 @@ const newLog = (): SliceLog => ({ pulled: 0, completed: false, closed: false });
 
 // ---- streamed answers ----
 
-Deno.test("a streamed body of up to 2048 bytes is sent with Content-Length; a larger one chunked, in chunks of up to the per-connection bound", async () => {
+Deno.test("a streamed body of up to 2048 bytes is sent with Content-Length; a larger one chunked: one chunk up to the per-connection bound (the reference's bytes), several above", async () => {
   const log = newLog();
   await using s = serve((r) => ({
     status: 200,
     headers: [["Content-Type", "text/plain"]],
-    body: r.target === "/small" ? streamed("ab", 1024, log) : streamed("é".repeat(10_000), 10, log),
+    body: r.target === "/small"
+      ? streamed("ab", 1024, log)
+      : r.target === "/medium"
+      ? streamed("ab", 8 * 1024, newLog())
+      : streamed("é".repeat(10_000), 10, log),
   }));
   const conn = await connect(s.port);
   try {
@@ -586,6 +590,10 @@ Deno.test("a streamed body of up to 2048 bytes is sent with Content-Length; a la
         "ab".repeat(1024),
     );
     assert.ok(log.completed && log.closed);
+    // Up to the bound: one chunk, the bytes of the same body given whole.
+    await send(conn, get("/medium"));
+    const medium = await readChunked(conn);
+    assert.deepEqual(medium.chunks, [encoder.encode("ab".repeat(8 * 1024))]);
     await send(conn, get("/large"));
     const { head, chunks } = await readChunked(conn);
     assert.equal(
