@@ -770,3 +770,39 @@ Deno.test("IDENTIFY JSON: escapes in strings and keys are decoded", () => {
     { hostname: 'a"b\\c\u00e9/' },
   );
 });
+
+// ---- [beyond] a budget of commands per feed ----
+
+Deno.test("a feed with a budget executes at most that many commands; resume() executes the rest, in order", () => {
+  const h = harness();
+  h.session.feed(bin("  V1"), []);
+  h.session.feed(identifyCommand(VALID_IDENTIFY), []);
+  const lines = Array.from({ length: 300 }, (_, i) => `REGISTER t${i}\n`).join("");
+  const out: Uint8Array[] = [];
+  assert.equal(h.session.feed(bin(lines), out, 128), false);
+  assert.equal(out.length, 128);
+  assert.equal(h.registry.topics().length, 128);
+  assert.equal(h.session.hasPendingWork, true);
+  assert.equal(h.session.resume(out, 128), false);
+  assert.equal(out.length, 256);
+  assert.equal(h.session.hasPendingWork, true);
+  h.session.resume(out, 128);
+  assert.equal(out.length, 300);
+  assert.equal(h.session.hasPendingWork, false);
+  assert.equal(h.session.bufferedBytes, 0);
+  // In order: t0..t299, each registered once.
+  assert.deepEqual(h.registry.topics(), Array.from({ length: 300 }, (_, i) => `t${i}`).sort());
+});
+
+Deno.test("a budgeted feed keeps a partial command after the budget for the next read", () => {
+  const h = harness();
+  const out: Uint8Array[] = [];
+  h.session.feed(bin("  V1PING\nPING\nPING\nPI"), out, 2);
+  assert.equal(out.length, 2);
+  assert.equal(h.session.hasPendingWork, true);
+  h.session.resume(out, 2);
+  assert.equal(out.length, 3);
+  assert.equal(h.session.hasPendingWork, false);
+  h.session.feed(bin("NG\n"), out, 2);
+  assert.equal(out.length, 4);
+});
