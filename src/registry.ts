@@ -488,6 +488,12 @@ export class Registry {
   /** /nodes plus what a cache needs: the version and the time the answer stays valid through. */
   nodesAnswer(): { nodes: NodeInfo[]; version: number; validThrough: number } {
     const now = this.#now();
+    const validThrough = this.nodesValidThrough(now);
+    return { nodes: [...this.iterateNodes(now)], version: this.#nodesVersion, validThrough };
+  }
+
+  /** The registry clock time through which /nodes, as it is at `now`, stays true. */
+  nodesValidThrough(now: number = this.#now()): number {
     let validThrough = Infinity;
     for (const peer of this.#client.producers) {
       if (this.isActive(peer, now)) {
@@ -501,7 +507,7 @@ export class Registry {
         }
       }
     }
-    return { nodes: [...this.iterateNodes(now)], version: this.#nodesVersion, validThrough };
+    return validThrough;
   }
 
   /**

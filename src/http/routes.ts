@@ -122,23 +122,37 @@ export function lookup(ctx: RouteContext, req: RouteRequest): Outcome {
 
 export function nodes(ctx: RouteContext): Outcome {
   const { registry, listCache } = ctx;
-  const cached = listCache.get("/nodes", registry.nodesVersion, registry.now());
+  const now = registry.now();
+  const cached = listCache.get("/nodes", registry.nodesVersion, now);
   if (cached !== undefined) return { kind: "json", body: cached.body, encoded: cached.encoded };
-  const answer = registry.nodesAnswer();
-  const items = answer.nodes.map((node) =>
-    `{${peerJson(node.peer)},"tombstones":[${node.tombstones.join(",")}],"topics":${
-      goJsonStringArray(node.topics)
-    }}`
-  );
-  const body = `{"producers":[${items.join(",")}]}`;
-  const encoded = encoder.encode(body);
-  listCache.set("/nodes", {
-    version: answer.version,
-    validThrough: answer.validThrough,
-    body,
-    encoded,
-  });
-  return { kind: "json", body, encoded };
+  return { kind: "json-slices", slices: nodesSlices(ctx, now) };
+}
+
+/** /nodes built a few producers at a time, and kept for the next request. */
+function* nodesSlices(ctx: RouteContext, now: number): Generator<string, void, undefined> {
+  const { registry, listCache } = ctx;
+  const version = registry.nodesVersion;
+  const validThrough = registry.nodesValidThrough(now);
+  const pieces: string[] = [];
+  let piece = `{"producers":[`;
+  let first = true;
+  for (const node of registry.iterateNodes(now)) {
+    piece += `${first ? "" : ","}{${peerJson(node.peer)},"tombstones":[${
+      node.tombstones.join(",")
+    }],"topics":${goJsonStringArray(node.topics)}}`;
+    first = false;
+    if (piece.length >= SLICE_CHARS) {
+      pieces.push(piece);
+      yield piece;
+      piece = "";
+    }
+  }
+  piece += "]}";
+  pieces.push(piece);
+  // Labelled with the version it started from: if anything changed meanwhile, it never serves.
+  const body = pieces.join("");
+  listCache.set("/nodes", { version, validThrough, body, encoded: encoder.encode(body) });
+  yield piece;
 }
 
 /** Every registration with its producers; waits its turn behind another /debug. */

@@ -8,6 +8,7 @@ import {
   channels,
   debug,
   lookup,
+  nodes,
   OneAtATime,
   type RouteContext,
   type RouteRequest,
@@ -159,4 +160,30 @@ Deno.test("a /debug abandoned midway lets the next one go", async () => {
   body(next);
   assert.equal(ctx.debugTurns.waiting, 0);
   assert.equal(ctx.debugTurns.tryAcquire(), true);
+});
+
+function manyPeers(ctx: RouteContext, peers: number, topicsEach: number): void {
+  for (let p = 0; p < peers; p++) {
+    const peer = testPeer({
+      remoteAddress: `10.0.${p >> 8}.${p & 255}:1`,
+      broadcastAddress: `n${p}`,
+      lastUpdate: ctx.registry.now(),
+    });
+    ctx.registry.identify(peer);
+    for (let t = 0; t < topicsEach; t++) ctx.registry.registerTopic(peer, `topic-${t}`);
+  }
+}
+
+Deno.test("/nodes is built in slices, then served from the cache until it changes", () => {
+  const ctx = context();
+  manyPeers(ctx, 200, 50);
+  const first = nodes(ctx);
+  assert.equal(first.kind, "json-slices");
+  const { text, slices } = body(first);
+  assert.ok(slices > 1, `${slices} slices`);
+  assert.equal((JSON.parse(text) as { producers: unknown[] }).producers.length, 200);
+  const second = nodes(ctx);
+  assert.ok(second.kind === "json" && second.body === text, "the cached body, the same JSON");
+  manyPeers(ctx, 201, 1);
+  assert.equal(nodes(ctx).kind, "json-slices", "a change is built again");
 });
