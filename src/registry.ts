@@ -425,6 +425,13 @@ export class Registry {
     return producer.tombstoned && this.#inForce(producer.tombstonedAt, now);
   }
 
+  /** Names of all topic registrations, unsorted: for answers that sort them in steps. */
+  *topicNames(): Generator<string, void, undefined> {
+    for (const [name, entry] of this.#topics) {
+      if (entry.topic !== undefined) yield name;
+    }
+  }
+
   /** Names of all topic registrations, sorted. */
   topics(): string[] {
     const names: string[] = [];

@@ -24,6 +24,7 @@ import { NSQ_VERSION } from "../version.ts";
 import type { ApiRequest } from "./api.ts";
 import type { AnswerCache } from "./cache.ts";
 import { debugProducerJson, EMPTY, type Outcome, peerJson } from "./render.ts";
+import { mergeRuns, sortedRuns } from "./sorted.ts";
 
 /** What a client may see, set by an access policy; absent means everything. */
 export interface Visibility {
@@ -72,18 +73,33 @@ export function metrics(ctx: RouteContext): Outcome {
 
 export function topics(ctx: RouteContext, req: RouteRequest): Outcome {
   const { registry, listCache } = ctx;
-  if (req.visible !== undefined) {
-    return jsonArray("topics", registry.topics().filter((t) => req.visible!.topic(t)));
+  const visible = req.visible;
+  if (registry.entryCounts().topic > SLICED_ITEMS) {
+    return { kind: "json-slices", slices: topicSlices(registry, visible) };
+  }
+  if (visible !== undefined) {
+    return jsonArray("topics", registry.topics().filter((t) => visible.topic(t)));
   }
   const version = registry.topicsVersion;
   const cached = listCache.get("/topics", version, -Infinity);
   if (cached !== undefined) return { kind: "json", body: cached.body, encoded: cached.encoded };
-  const names = registry.topics();
-  if (names.length > SLICED_ITEMS) return jsonArray("topics", names);
-  const body = `{"topics":${goJsonStringArray(names)}}`;
+  const body = `{"topics":${goJsonStringArray(registry.topics())}}`;
   const encoded = encoder.encode(body);
   listCache.set("/topics", { version, validThrough: Infinity, body, encoded });
   return { kind: "json", body, encoded };
+}
+
+/** Every topic name, sorted a run per slice, then merged as it is written. */
+function* topicSlices(
+  registry: Registry,
+  visible: Visibility | undefined,
+): Generator<string, void, undefined> {
+  const runs: string[][] = [];
+  for (const run of sortedRuns(registry.topicNames(), SLICED_ITEMS)) {
+    runs.push(visible === undefined ? run : run.filter((t) => visible.topic(t)));
+    yield "";
+  }
+  yield* jsonArraySlices("topics", mergeRuns(runs));
 }
 
 export function channels(ctx: RouteContext, req: RouteRequest): Outcome {
@@ -265,11 +281,13 @@ function jsonArray(key: string, names: readonly string[]): Outcome {
 
 function* jsonArraySlices(
   key: string,
-  names: readonly string[],
+  names: Iterable<string>,
 ): Generator<string, void, undefined> {
   let piece = `{${goJsonString(key)}:[`;
-  for (let i = 0; i < names.length; i++) {
-    piece += (i === 0 ? "" : ",") + goJsonString(names[i]);
+  let first = true;
+  for (const name of names) {
+    piece += (first ? "" : ",") + goJsonString(name);
+    first = false;
     if (piece.length >= SLICE_CHARS) {
       yield piece;
       piece = "";
