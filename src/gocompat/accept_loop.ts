@@ -1,6 +1,9 @@
 // Accepting connections without spinning, for the TCP and HTTP servers alike.
 
-import type { Logger } from "../ops/logger.ts";
+/** Where accept() failures are reported (the daemon's logger). */
+export interface AcceptLogger {
+  error(message: string): void;
+}
 
 export const ACCEPT_BACKOFF_MIN_MS = 5;
 export const ACCEPT_BACKOFF_MAX_MS = 1_000;
@@ -9,7 +12,7 @@ export interface AcceptLoopOptions {
   listener: Deno.TcpListener;
   /** `TCP` or `HTTP`: the log line's prefix. */
   label: string;
-  logger: Logger;
+  logger: AcceptLogger;
   /** False once the server closes: the loop ends, and a connection accepted late is closed. */
   accepting(): boolean;
   /** Takes a new connection; awaited before the next accept(). */

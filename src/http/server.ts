@@ -23,6 +23,7 @@
 // - a response write making no progress for at most `writeTimeoutMs`;
 // - shutdown within its grace, abandoning answers being streamed.
 
+import { HTTP_MAX_CONNECTIONS } from "../ops/limits.ts";
 import { acceptLoop, closeQuietly } from "../gocompat/accept_loop.ts";
 import { formatNetAddr } from "../gocompat/address.ts";
 import type { ApiRequest } from "./api.ts";
@@ -44,7 +45,7 @@ import {
 import type { Logger } from "../ops/logger.ts";
 import { LoopbackTurn, Turns } from "./turns.ts";
 
-export const HTTP_MAX_CONNECTIONS = 1024;
+export { HTTP_MAX_CONNECTIONS } from "../ops/limits.ts";
 export const HTTP_HEADER_TIMEOUT_MS = 10_000;
 export const HTTP_BODY_TIMEOUT_MS = 60_000;
 /** Longer than Go's http.Transport IdleConnTimeout (90 s): clients close first. */

@@ -12,10 +12,11 @@
 // enough for the default caps — at most DEFAULT_DESCRIPTORS_NEEDED opens, then
 // all closed: ~15 µs each, so at most ~0.3 s, once, at startup.
 
-import { HTTP_MAX_CONNECTIONS } from "../http/server.ts";
 import { err, ok, type Result } from "../result.ts";
 
 /** Producer (TCP) connections held at most when the descriptor limit allows. */
+/** HTTP connections at once (HTTP and HTTPS together) when the descriptor limit allows. */
+export const HTTP_MAX_CONNECTIONS = 1024;
 export const TCP_MAX_CONNECTIONS = 16_384;
 /** Descriptors kept for the runtime itself: stdio, listeners, caches, V8. */
 export const RESERVED_DESCRIPTORS = 64;

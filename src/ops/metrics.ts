@@ -114,98 +114,8 @@ export function createDaemonMetrics(sources: DaemonMetricsSources): DaemonMetric
   const heap = sources.heap ?? (() => Deno.memoryUsage());
   const metrics = new MetricsRegistry();
 
-  metrics.add(
-    new Gauge(
-      "nsqlookupd_tcp_connections",
-      "TCP connections currently open.",
-      [],
-      (set) => set([], sources.openConnections()),
-    ),
-  );
-  metrics.add(
-    new Gauge(
-      "nsqlookupd_producers_identified",
-      "Producers (nsqd peers) that have identified over TCP and are connected.",
-      [],
-      (set) => set([], registry.stats().clientProducers),
-    ),
-  );
-  metrics.add(
-    new Gauge(
-      "nsqlookupd_producers_active",
-      "Identified producers seen within --inactive-producer-timeout.",
-      [],
-      (set) => set([], registry.activeProducerCount()),
-    ),
-  );
-  metrics.add(
-    new Gauge(
-      "nsqlookupd_registrations",
-      "Registrations by category (client: the one registration of identified peers).",
-      ["category"],
-      (set) => {
-        const stats = registry.stats();
-        set(["client"], stats.clientProducers > 0 ? 1 : 0);
-        set(["topic"], stats.topics);
-        set(["channel"], stats.channels);
-      },
-    ),
-  );
-  metrics.add(
-    new Gauge(
-      "nsqlookupd_producer_registrations",
-      "Producer entries (producer x registration) by category.",
-      ["category"],
-      (set) => {
-        const entries = registry.entryCounts();
-        set(["client"], entries.client);
-        set(["topic"], entries.topic);
-        set(["channel"], entries.channel);
-      },
-    ),
-  );
-  metrics.add(
-    new Gauge(
-      "nsqlookupd_tombstoned_producers",
-      "Producer entries currently hidden by a tombstone.",
-      [],
-      (set) => set([], registry.tombstonedCount()),
-    ),
-  );
-  // Read once per scrape, however many families use them (see render below).
-  let processNow: ProcessStats | undefined;
-  let heapNow: { heapUsed: number; heapTotal: number } | undefined;
-  const stats = (): ProcessStats => processNow ??= readProcess();
-  const heapStats = (): { heapUsed: number; heapTotal: number } => heapNow ??= heap();
-  const first = stats();
-  for (const family of PROCESS_FAMILIES) {
-    if (family.value(first) === undefined) continue;
-    const collect = (set: (labels: readonly string[], value: number) => void): void => {
-      const value = family.value(stats());
-      if (value !== undefined) set([], value);
-    };
-    metrics.add(
-      family.type === "counter"
-        ? new Counter(family.name, family.help, [], collect)
-        : new Gauge(family.name, family.help, [], collect),
-    );
-  }
-  metrics.add(
-    new Gauge(
-      "nsqlookupd_heap_used_bytes",
-      "V8 heap in use in bytes.",
-      [],
-      (set) => set([], heapStats().heapUsed),
-    ),
-  );
-  metrics.add(
-    new Gauge(
-      "nsqlookupd_heap_total_bytes",
-      "V8 heap reserved in bytes.",
-      [],
-      (set) => set([], heapStats().heapTotal),
-    ),
-  );
+  addRegistryGauges(metrics, registry, sources.openConnections);
+  const newScrape = addProcessGauges(metrics, readProcess, heap);
 
   const accepted = metrics.add(
     new Counter("nsqlookupd_tcp_connections_accepted_total", "TCP connections accepted."),
@@ -265,9 +175,120 @@ export function createDaemonMetrics(sources: DaemonMetricsSources): DaemonMetric
       },
     },
     render: () => {
-      processNow = undefined;
-      heapNow = undefined;
+      newScrape();
       return metrics.render();
     },
+  };
+}
+
+/** Gauges read from the registry (and the TCP server) when scraped. */
+function addRegistryGauges(
+  metrics: MetricsRegistry,
+  registry: Registry,
+  openConnections: () => number,
+): void {
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_tcp_connections",
+      "TCP connections currently open.",
+      [],
+      (set) => set([], openConnections()),
+    ),
+  );
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_producers_identified",
+      "Producers (nsqd peers) that have identified over TCP and are connected.",
+      [],
+      (set) => set([], registry.stats().clientProducers),
+    ),
+  );
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_producers_active",
+      "Identified producers seen within --inactive-producer-timeout.",
+      [],
+      (set) => set([], registry.activeProducerCount()),
+    ),
+  );
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_registrations",
+      "Registrations by category (client: the one registration of identified peers).",
+      ["category"],
+      (set) => {
+        const stats = registry.stats();
+        set(["client"], stats.clientProducers > 0 ? 1 : 0);
+        set(["topic"], stats.topics);
+        set(["channel"], stats.channels);
+      },
+    ),
+  );
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_producer_registrations",
+      "Producer entries (producer x registration) by category.",
+      ["category"],
+      (set) => {
+        const entries = registry.entryCounts();
+        set(["client"], entries.client);
+        set(["topic"], entries.topic);
+        set(["channel"], entries.channel);
+      },
+    ),
+  );
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_tombstoned_producers",
+      "Producer entries currently hidden by a tombstone.",
+      [],
+      (set) => set([], registry.tombstonedCount()),
+    ),
+  );
+}
+
+/** The process_* families (where readable) and the V8 heap; returns what starts a new scrape. */
+function addProcessGauges(
+  metrics: MetricsRegistry,
+  readProcess: () => ProcessStats,
+  heap: () => { heapUsed: number; heapTotal: number },
+): () => void {
+  // Read once per scrape, however many families use them (see render below).
+  let processNow: ProcessStats | undefined;
+  let heapNow: { heapUsed: number; heapTotal: number } | undefined;
+  const stats = (): ProcessStats => processNow ??= readProcess();
+  const heapStats = (): { heapUsed: number; heapTotal: number } => heapNow ??= heap();
+  const first = stats();
+  for (const family of PROCESS_FAMILIES) {
+    if (family.value(first) === undefined) continue;
+    const collect = (set: (labels: readonly string[], value: number) => void): void => {
+      const value = family.value(stats());
+      if (value !== undefined) set([], value);
+    };
+    metrics.add(
+      family.type === "counter"
+        ? new Counter(family.name, family.help, [], collect)
+        : new Gauge(family.name, family.help, [], collect),
+    );
+  }
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_heap_used_bytes",
+      "V8 heap in use in bytes.",
+      [],
+      (set) => set([], heapStats().heapUsed),
+    ),
+  );
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_heap_total_bytes",
+      "V8 heap reserved in bytes.",
+      [],
+      (set) => set([], heapStats().heapTotal),
+    ),
+  );
+  return () => {
+    processNow = undefined;
+    heapNow = undefined;
   };
 }
