@@ -2,7 +2,7 @@
 // a certificate is given), serve, shut down. Tests and main.ts start it the
 // same way.
 
-import { type Access, createAccess, type TcpRefusal } from "./access/access.ts";
+import { type Access, createAccess } from "./access/access.ts";
 import {
   formatNetAddr,
   isWildcardHost,
@@ -17,7 +17,7 @@ import { goJsonString } from "./gocompat/json.ts";
 import type { Logger } from "./ops/logger.ts";
 import type { Options } from "./options.ts";
 import { Registry } from "./registry.ts";
-import { TcpServer, type TcpServerOptions } from "./tcp/server.ts";
+import { TcpServer } from "./tcp/server.ts";
 import { NSQ_VERSION, versionLine } from "./version.ts";
 
 /** How long shutdown waits for in-flight HTTP requests. */
@@ -108,36 +108,10 @@ function listenTls(options: Options, hostname: string, port: number): Deno.TlsLi
   }
 }
 
-/**
- * The TLS listener as the HTTP server takes listeners. TEMPORARY until
- * HttpServer accepts TLS listeners itself: a TlsConn has no setNoDelay (the
- * server calls it inside a try) and no setKeepAlive (never called).
- */
-function asTcpListener(listener: Deno.TlsListener): Deno.TcpListener {
-  const accept = async (): Promise<Deno.TcpConn> => {
-    const conn = await listener.accept();
-    return Object.assign(conn, {
-      setNoDelay: () => {},
-      setKeepAlive: () => {},
-    }) as unknown as Deno.TcpConn;
-  };
-  return {
-    addr: listener.addr,
-    accept,
-    close: () => listener.close(),
-    ref: () => listener.ref(),
-    unref: () => listener.unref(),
-    async *[Symbol.asyncIterator](): AsyncGenerator<Deno.TcpConn, never, undefined> {
-      for (;;) yield await accept();
-    },
-    [Symbol.dispose]: () => listener.close(),
-  };
-}
-
 interface Listeners {
   readonly tcp: Deno.TcpListener;
   readonly http: Deno.TcpListener;
-  readonly https: Deno.TcpListener | undefined;
+  readonly https: Deno.TlsListener | undefined;
 }
 
 /** Every port bound, or none (those bound are closed again) and a ListenError. */
@@ -154,11 +128,9 @@ function openListeners(options: Options): Listeners {
   try {
     const tcp = plain(options.tcpAddress);
     const http = plain(options.httpAddress);
-    let https: Deno.TcpListener | undefined;
+    let https: Deno.TlsListener | undefined;
     if (options.tls !== undefined) {
-      https = asTcpListener(
-        bind(options.httpsAddress, (host, port) => listenTls(options, host, port)),
-      );
+      https = bind(options.httpsAddress, (host, port) => listenTls(options, host, port));
       opened.push(https);
     }
     return { tcp, http, https };
@@ -207,29 +179,10 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
   const listeners = openListeners(options);
   // Caps that keep the process below its descriptor limit (see limits.ts); HTTPS shares HTTP's.
   const limits = connectionLimits(openFilesLimit());
-  const httpCap = listeners.https === undefined ? limits.http : Math.ceil(limits.http / 2);
-  const httpServer = new HttpServer({
-    listener: listeners.http,
-    api: handler,
-    logger,
-    maxBodyBytes: MAX_BODY_BYTES,
-    maxConnections: httpCap,
-    maxPerRemote: share(httpCap, options.maxSharePerHost),
-  });
-  const httpsServer = listeners.https === undefined ? undefined : new HttpServer({
-    listener: listeners.https,
-    // Requests over TLS say so: the auth server is told `tls=true`.
-    api: { answer: (request) => handler.answer({ ...request, tls: true }) },
-    logger,
-    maxBodyBytes: MAX_BODY_BYTES,
-    maxConnections: Math.max(1, limits.http - httpCap),
-    maxPerRemote: share(Math.max(1, limits.http - httpCap), options.maxSharePerHost),
-  });
+  const { httpServer, httpsServer } = startHttpServers(listeners, handler, options, logger, limits);
   const httpAddr = httpServer.addr;
   const tcpAddr = listeners.tcp.addr;
-  const tcpOptions: TcpServerOptions & {
-    admit?: (remote: Deno.NetAddr) => TcpRefusal | undefined;
-  } = {
+  const tcpServer = new TcpServer({
     listener: listeners.tcp,
     registry,
     logger,
@@ -241,10 +194,7 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     maxPerRemote: share(limits.tcp, options.maxSharePerHost),
     // Refuses peers outside --producer-networks before reading from them.
     admit: access?.admit,
-  };
-  const tcpServer = new TcpServer(tcpOptions);
-  httpServer.start();
-  httpsServer?.start();
+  });
   tcpServer.start();
   for (const line of access?.summary ?? []) logger.info(line);
   logListening(logger, "TCP", tcpAddr);
@@ -263,6 +213,37 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     access,
     shutdown: shutdownOnce(logger, tcpServer, httpServer, httpsServer),
   };
+}
+
+/** The HTTP server, and the HTTPS one when asked for: HTTPS takes half of HTTP's cap. */
+function startHttpServers(
+  listeners: ReturnType<typeof openListeners>,
+  handler: HttpApi,
+  options: Options,
+  logger: Logger,
+  limits: { http: number },
+): { httpServer: HttpServer; httpsServer: HttpServer | undefined } {
+  const httpCap = listeners.https === undefined ? limits.http : Math.ceil(limits.http / 2);
+  const httpsCap = Math.max(1, limits.http - httpCap);
+  const httpServer = new HttpServer({
+    listener: listeners.http,
+    api: handler,
+    logger,
+    maxBodyBytes: MAX_BODY_BYTES,
+    maxConnections: httpCap,
+    maxPerRemote: share(httpCap, options.maxSharePerHost),
+  });
+  const httpsServer = listeners.https === undefined ? undefined : new HttpServer({
+    listener: listeners.https,
+    api: handler,
+    logger,
+    maxBodyBytes: MAX_BODY_BYTES,
+    maxConnections: httpsCap,
+    maxPerRemote: share(httpsCap, options.maxSharePerHost),
+  });
+  httpServer.start();
+  httpsServer?.start();
+  return { httpServer, httpsServer };
 }
 
 function logListening(logger: Logger, kind: string, addr: Deno.NetAddr): void {
