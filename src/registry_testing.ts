@@ -51,9 +51,6 @@ export function membershipsOf(registry: Registry, peerId: string): Membership[] 
  */
 export function assertConsistent(registry: Registry): void {
   const internals = registryInternals(registry);
-  const fail = (message: string): never => {
-    throw new Error(message);
-  };
   /** Peer id → registrations holding it, from the registrations' side. */
   const held = new Map<string, Set<Registration>>();
   const reachable = new Set<Registration>();
@@ -119,6 +116,17 @@ export function assertConsistent(registry: Registry): void {
       fail(`${category} entries counted ${internals.entries[category]}, held ${entries[category]}`);
     }
   }
+  checkTombstoneSet(registry, reachable);
+  checkPeerIndex(registry, held);
+}
+
+function fail(message: string): never {
+  throw new Error(message);
+}
+
+/** Every registration in the tombstone set exists and has tombstones; none in force is missed. */
+function checkTombstoneSet(registry: Registry, reachable: Set<Registration>): void {
+  const internals = registryInternals(registry);
   for (const registration of internals.tombstoned) {
     if (!reachable.has(registration)) fail(`deleted ${registration.name} in the tombstone set`);
     if (registration.tombstones === undefined) {
@@ -137,7 +145,11 @@ export function assertConsistent(registry: Registry): void {
       }
     }
   }
+}
 
+/** The peer index holds exactly the memberships the registrations hold, compactly enough. */
+function checkPeerIndex(registry: Registry, held: Map<string, Set<Registration>>): void {
+  const internals = registryInternals(registry);
   if (held.size !== internals.peers.size) {
     fail(`peer index has ${internals.peers.size} peers, registrations ${held.size}`);
   }
