@@ -1,6 +1,7 @@
 // `deno task bench [--quick] [--producers N] [--scale] [--daemon-v8-flags=F]`:
-// loads a separately started daemon (as `deno task start` runs it, log level
-// warn) at fleet scale and prints one table, each target with PASS or MISS.
+// loads a separately started daemon (as `deno task start` runs it, V8 flags
+// included, log level warn) at fleet scale and prints one table, each target
+// with PASS or MISS.
 //
 // Fleet scale: N producers (default 1,000), each registered for 100 of 10,000
 // topics with 2 channels per topic: 300,000 producer registrations at 1,000.
@@ -8,11 +9,15 @@
 // every scale: its throughput is compared across scales and, as a ratio, with
 // a bare Deno.serve answering a constant body of the same size (loaded by the
 // same client in the same run: absolute numbers are noise on shared machines).
-// Reference figures are nsqlookupd v1.3.0's at 1,000 producers (issue 13).
+// Heap per registration is the registry's alone, built in a child process
+// under --expose-gc and measured after a GC. Reference figures are nsqlookupd
+// v1.3.0's at 1,000 producers (issue 13).
 //
-// --scale runs 1,000 and 3,000 producers and prints them side by side: memory
-// must grow linearly, the listing endpoints' latency only with their answers,
-// and /lookup throughput stay within 20%. --quick: small sizes (< 2 min), for CI.
+// --scale runs N and 3N producers (1,000 and 3,000) and prints them side by
+// side: memory must grow linearly, the listing endpoints' latency only with
+// their answers, and /lookup throughput stay within 20%. --quick: small sizes
+// (< 1 min), for CI. --daemon-v8-flags=F replaces the start task's V8 flags
+// (empty: none), to compare flags.
 
 import { writeStderr, writeStdout } from "../src/ops/logger.ts";
 import { type PeerInfo, Registry } from "../src/registry.ts";
@@ -200,9 +205,11 @@ interface Proc {
 
 /**
  * With two or more cores and taskset, the server under load runs on CPU 0 and
- * the load generator on CPU 1, so that neither steals the other's core.
+ * the load generator on CPU 1, so that neither steals the other's core. Set by main().
  */
-const PINNED = await (async () => {
+let PINNED = false;
+
+async function canPin(): Promise<boolean> {
   if (navigator.hardwareConcurrency < 2) return false;
   try {
     const out = await new Deno.Command("taskset", { args: ["-c", "0", "true"] }).output();
@@ -210,7 +217,7 @@ const PINNED = await (async () => {
   } catch {
     return false;
   }
-})();
+}
 
 function spawn(args: string[], pinned = false): Proc {
   const command = pinned ? "taskset" : Deno.execPath();
@@ -328,7 +335,10 @@ interface LoadResult {
 
 type Load = Omit<LoadResult, "cpuUs" | "stealPct">;
 
-const wrk = await (async () => {
+/** Whether wrk is installed (else a Deno fetch client loads the server). Set by main(). */
+let wrk = false;
+
+async function hasWrk(): Promise<boolean> {
   try {
     const out = await new Deno.Command("wrk", {
       args: ["--version"],
@@ -340,7 +350,7 @@ const wrk = await (async () => {
   } catch {
     return false;
   }
-})();
+}
 
 function wrkMs(text: string, label: string): number {
   const match = text.match(new RegExp(`${label}\\s+([\\d.]+)(us|ms|s)`));
@@ -385,7 +395,8 @@ async function loadWithFetch(url: string, seconds: number): Promise<Load> {
   };
 }
 
-const load = wrk ? loadWithWrk : loadWithFetch;
+const load = (url: string, seconds: number): Promise<Load> =>
+  wrk ? loadWithWrk(url, seconds) : loadWithFetch(url, seconds);
 
 /** Loads `url`; also reports the serving process's CPU time per request and the steal. */
 async function measure(url: string, pid: number, seconds: number): Promise<LoadResult> {
@@ -416,17 +427,50 @@ async function alternate(
   return result;
 }
 
+/**
+ * Latency of `count` GETs over one keep-alive connection, read into one
+ * reused buffer: a fetch() client allocates each body, and for answers of
+ * megabytes its own GC then shows up in the figures as the server's latency.
+ */
 async function sampleLatency(
   url: string,
   count: number,
 ): Promise<{ p50: number; p99: number; bytes: number }> {
+  const { hostname, port, pathname, search } = new URL(url);
+  const conn = await Deno.connect({ hostname, port: Number(port) });
+  const request = encoder.encode(`GET ${pathname}${search} HTTP/1.1\r\nHost: ${hostname}\r\n\r\n`);
+  const buffer = new Uint8Array(256 * 1024);
   const latencies: number[] = [];
   let bytes = 0;
-  for (let i = 0; i < count; i++) {
-    const started = performance.now();
-    const res = await fetch(url);
-    bytes = (await res.arrayBuffer()).byteLength;
-    latencies.push(performance.now() - started);
+  try {
+    for (let i = 0; i < count; i++) {
+      const started = performance.now();
+      let rest = request;
+      while (rest.length > 0) rest = rest.subarray(await conn.write(rest));
+      // The head (small: it fits in the first reads), then Content-Length bytes of body.
+      let head = "";
+      let received = 0;
+      let bodyStart = -1;
+      while (bodyStart === -1) {
+        const n = await conn.read(buffer);
+        if (n === null) throw new Error(`${url}: closed before the head`);
+        head += new TextDecoder().decode(buffer.subarray(0, Math.min(n, 4096)));
+        received += n;
+        const end = head.indexOf("\r\n\r\n");
+        if (end !== -1) bodyStart = end + 4;
+      }
+      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? NaN);
+      if (!Number.isFinite(length)) throw new Error(`${url}: no Content-Length`);
+      while (received < bodyStart + length) {
+        const n = await conn.read(buffer);
+        if (n === null) throw new Error(`${url}: closed inside the body`);
+        received += n;
+      }
+      latencies.push(performance.now() - started);
+      bytes = length;
+    }
+  } finally {
+    conn.close();
   }
   return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), bytes };
 }
@@ -970,6 +1014,8 @@ async function main(): Promise<void> {
     return;
   }
   DAEMON_ARGS = await startTaskArgs(args.daemonV8Flags);
+  PINNED = await canPin();
+  wrk = await hasWrk();
   writeStderr(
     `nsqlookupd benchmark (${args.quick ? "quick" : "full"}): daemon as \`deno ${
       DAEMON_ARGS.join(" ")
