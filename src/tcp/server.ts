@@ -466,6 +466,31 @@ export class TcpServer {
   }
 
   async #handle(conn: Deno.TcpConn, host: string): Promise<void> {
+    const { logger } = this.#options;
+    const connection = this.#open(conn, host);
+    const { remote } = connection;
+    try {
+      await this.#serve(connection);
+    } catch (error) {
+      // A bug in one connection's handling closes that connection only.
+      if (!(error instanceof SchedulerClosedError)) {
+        logger.error(`client(${remote}) - internal error: ${String(error)}`, { client: remote });
+      }
+    } finally {
+      this.#table.remove(connection);
+      closeQuietly(conn);
+      // The pending read has ended, so the descriptor is released.
+      if (connection.evicted) {
+        this.#evicting--;
+        this.#evictionDone?.();
+        this.#evictionDone = undefined;
+      }
+      await this.#cleanUp(connection);
+    }
+  }
+
+  /** A new connection with its protocol session, in the admission table. */
+  #open(conn: Deno.TcpConn, host: string): Connection {
     const { logger, registry, maxIdentifySize, identifyResponse } = this.#options;
     const remote = formatNetAddr(conn.remoteAddr);
     try {
@@ -501,64 +526,50 @@ export class TcpServer {
       evicted: false,
     };
     this.#table.add(connection);
+    return connection;
+  }
+
+  /** Reads, runs and answers commands until the connection is to end. */
+  async #serve(connection: Connection): Promise<void> {
+    const { conn, remote, session } = connection;
     // Small at first: thousands of mostly idle producers should not each pin 16 KiB.
     let buffer = new Uint8Array(MIN_READ_BUFFER_BYTES);
     const out: Uint8Array[] = [];
-    try {
-      while (connection.closeReason === undefined) {
-        let mustClose: boolean;
-        if (session.hasPendingWork) {
-          mustClose = await this.#step(connection, () => session.resume(out, COMMANDS_PER_TURN));
-        } else {
-          let n: number | null;
-          try {
-            n = await conn.read(buffer);
-          } catch (error) {
-            if (connection.closeReason === undefined && !isDisconnect(error)) {
-              logger.error(`client(${remote}) - ${String(error)}`, { client: remote });
-            }
-            break;
+    while (connection.closeReason === undefined) {
+      let mustClose: boolean;
+      if (session.hasPendingWork) {
+        mustClose = await this.#step(connection, () => session.resume(out, COMMANDS_PER_TURN));
+      } else {
+        let n: number | null;
+        try {
+          n = await conn.read(buffer);
+        } catch (error) {
+          if (connection.closeReason === undefined && !isDisconnect(error)) {
+            this.#options.logger.error(`client(${remote}) - ${String(error)}`, { client: remote });
           }
-          if (n === null) {
-            await this.#step(connection, () => {
-              session.finish(out);
-              return true;
-            });
-            await this.#write(connection, out);
-            break;
-          }
-          this.#bytesRead += n;
-          this.#table.touch(connection, this.#clock());
-          const chunk = buffer.subarray(0, n);
-          // The session copies what it does not execute now, so the buffer can be reused.
-          mustClose = await this.#step(
-            connection,
-            () => session.feed(chunk, out, COMMANDS_PER_TURN),
-          );
-          if (n === buffer.length && buffer.length < MAX_READ_BUFFER_BYTES) {
-            buffer = new Uint8Array(buffer.length * 2);
-          }
+          return;
         }
-        // Not reading again until the replies are written is the back-pressure:
-        // a client that does not read can make us hold one turn's replies, no more.
-        await this.#write(connection, out);
-        if (mustClose) break;
+        if (n === null) {
+          await this.#step(connection, () => {
+            session.finish(out);
+            return true;
+          });
+          await this.#write(connection, out);
+          return;
+        }
+        this.#bytesRead += n;
+        this.#table.touch(connection, this.#clock());
+        const chunk = buffer.subarray(0, n);
+        // The session copies what it does not execute now, so the buffer can be reused.
+        mustClose = await this.#step(connection, () => session.feed(chunk, out, COMMANDS_PER_TURN));
+        if (n === buffer.length && buffer.length < MAX_READ_BUFFER_BYTES) {
+          buffer = new Uint8Array(buffer.length * 2);
+        }
       }
-    } catch (error) {
-      // A bug in one connection's handling closes that connection only.
-      if (!(error instanceof SchedulerClosedError)) {
-        logger.error(`client(${remote}) - internal error: ${String(error)}`, { client: remote });
-      }
-    } finally {
-      this.#table.remove(connection);
-      closeQuietly(conn);
-      // The pending read has ended, so the descriptor is released.
-      if (connection.evicted) {
-        this.#evicting--;
-        this.#evictionDone?.();
-        this.#evictionDone = undefined;
-      }
-      await this.#cleanUp(connection);
+      // Not reading again until the replies are written is the back-pressure:
+      // a client that does not read can make us hold one turn's replies, no more.
+      await this.#write(connection, out);
+      if (mustClose) return;
     }
   }
 
