@@ -449,29 +449,9 @@ export class RequestParser {
     if (this.#hosts > 1) return this.#fail(TOO_MANY_HOSTS, "malformed request head");
     if (!this.#hostValid) return this.#fail(MALFORMED_HOST, "malformed request head");
 
-    let chunked = false;
-    // HTTP/1.0 has no transfer codings; Go ignores the header there.
-    if (this.#transferEncoding !== undefined && http11) {
-      if (this.#transferEncoding.trim().toLowerCase() !== "chunked") {
-        return this.#fail(UNSUPPORTED_TRANSFER_ENCODING, "malformed request head");
-      }
-      chunked = true;
-    }
-    let length = 0;
-    const lengths = this.#contentLengths;
-    if (lengths.length > 0 && !chunked) {
-      // Repeated headers must agree; the value is one unsigned 63-bit decimal (an empty one: none).
-      const value = lengths[0];
-      if (lengths.some((v) => v !== value)) {
-        return this.#fail(BAD_REQUEST, "malformed request head");
-      }
-      if (value !== "") {
-        if (!/^\d{1,19}$/.test(value) || BigInt(value) > MAX_INT63) {
-          return this.#fail(BAD_REQUEST, "malformed request head");
-        }
-        length = Number(value);
-      }
-    }
+    const framing = this.#bodyFraming(http11);
+    if (framing === undefined) return;
+    const { chunked, length } = framing;
     // Go's shouldClose: `close` always closes; HTTP/1.0 stays open only when asked.
     let keepAlive = http11;
     if (this.#connection !== "") {
@@ -520,6 +500,31 @@ export class RequestParser {
       return;
     }
     this.#complete(head);
+  }
+
+  /** Chunked or a Content-Length (0 without one); undefined when the head failed for it. */
+  #bodyFraming(http11: boolean): { chunked: boolean; length: number } | undefined {
+    // HTTP/1.0 has no transfer codings; Go ignores the header there.
+    if (this.#transferEncoding !== undefined && http11) {
+      if (this.#transferEncoding.trim().toLowerCase() !== "chunked") {
+        this.#fail(UNSUPPORTED_TRANSFER_ENCODING, "malformed request head");
+        return undefined;
+      }
+      return { chunked: true, length: 0 };
+    }
+    const lengths = this.#contentLengths;
+    if (lengths.length === 0 || lengths[0] === "" && lengths.every((v) => v === "")) {
+      return { chunked: false, length: 0 };
+    }
+    // Repeated headers must agree; the value is one unsigned 63-bit decimal.
+    const value = lengths[0];
+    if (
+      lengths.some((v) => v !== value) || !/^\d{1,19}$/.test(value) || BigInt(value) > MAX_INT63
+    ) {
+      this.#fail(BAD_REQUEST, "malformed request head");
+      return undefined;
+    }
+    return { chunked: false, length: Number(value) };
   }
 
   #complete(head: HttpRequestHead): void {
