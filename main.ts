@@ -4,7 +4,7 @@ import { resolveCommandLineLoading } from "./src/config.ts";
 import { type Daemon, ListenError, startDaemon } from "./src/daemon.ts";
 import { createLogger, writeStderr, writeStdout } from "./src/ops/logger.ts";
 import { defaultOptions } from "./src/options.ts";
-import { onShutdownSignal } from "./src/ops/signals.ts";
+import { installSignalHandlers } from "./src/ops/signals.ts";
 
 /** Reads the config file; failures are worded as Go's os.Open errors are. */
 function readConfigFile(path: string): string {
@@ -55,9 +55,14 @@ async function main(): Promise<void> {
   // may send SIGTERM at once, and a signal that arrives before the listener
   // exists kills the process (exit 143) without the graceful shutdown.
   // startDaemon is synchronous, so the handler never runs before it returns.
-  onShutdownSignal(async () => {
-    await daemon?.shutdown();
-    Deno.exit(0);
+  // The other signals that would kill a Deno process are ignored (logged once),
+  // and a shutdown that overruns its deadline still exits.
+  installSignalHandlers({
+    logger,
+    onShutdown: async () => {
+      await daemon?.shutdown();
+      Deno.exit(0);
+    },
   });
   try {
     daemon = startDaemon(options, { logger, hostname });

@@ -13,10 +13,21 @@ const headers: [string, string][] = [
   ["X-NSQ-Content-Type", "nsq; version=1.0"],
 ];
 
-const server = Deno.serve(
-  { hostname: "127.0.0.1", port, onListen: () => {} },
-  () => new Response(body, { headers }),
-);
+// Framed as nsqlookupd (Go) frames it: Content-Length up to 2048 bytes, chunked above.
+const bytes = new TextEncoder().encode(body);
+const respond = bytes.length > 2048
+  ? () =>
+    new Response(
+      new ReadableStream({
+        start(controller) {
+          controller.enqueue(bytes);
+          controller.close();
+        },
+      }),
+      { headers },
+    )
+  : () => new Response(body, { headers });
+const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, respond);
 writeStdout(`listening ${server.addr.port}\n`);
 Deno.addSignalListener("SIGTERM", () => {
   server.shutdown().then(() => Deno.exit(0));
