@@ -19,7 +19,7 @@ const respond = bytes.length > 2048
   ? () =>
     new Response(
       new ReadableStream({
-        start(controller) {
+        start(controller): void {
           controller.enqueue(bytes);
           controller.close();
         },
