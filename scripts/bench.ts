@@ -620,11 +620,9 @@ interface FleetResult {
   disconnectMs: number;
   rssAfterDisconnect: number;
   heapAfterDisconnect: number;
-  /** /lookup served by Deno.serve (--http-guard=false), when measured. */
-  direct?: { ours: LoadResult[]; floor: LoadResult[]; bytes: number };
 }
 
-async function runFleet(size: Size, args: Args, withDirect: boolean): Promise<FleetResult> {
+async function runFleet(size: Size, args: Args): Promise<FleetResult> {
   writeStderr(
     `fleet: ${size.producers} producers x ${size.topicsPerProducer} topics of ` +
       `${size.topicUniverse}, ${size.channels} channels each\n`,
@@ -681,29 +679,6 @@ async function runFleet(size: Size, args: Args, withDirect: boolean): Promise<Fl
       () => measure(baselineUrl, baseline!.child.pid, size.seconds),
     );
 
-    let direct: FleetResult["direct"];
-    if (withDirect) {
-      // The same answer from a daemon serving HTTP with Deno.serve (--http-guard=false).
-      const directTcp = freePort();
-      const directHttp = freePort();
-      const other = startDaemon(directTcp, directHttp, ["--http-guard=false"]);
-      await waitForPing(directHttp);
-      const small = await registrationStorm(
-        size,
-        directTcp,
-        Array.from({ length: PROBE_HOLDERS }, (_, i) => i),
-      );
-      const directUrl = `http://127.0.0.1:${directHttp}/lookup?topic=${PROBE}`;
-      const directBody = await (await fetch(directUrl)).text();
-      const runs = await alternate(
-        size.runs,
-        () => measure(directUrl, other.child.pid, size.seconds),
-        () => measure(baselineUrl, baseline!.child.pid, size.seconds),
-      );
-      for (const conn of small.conns) conn.close();
-      await other.stop();
-      direct = { ...runs, bytes: directBody.length };
-    }
     await baseline.stop();
     baseline = undefined;
 
@@ -770,7 +745,6 @@ async function runFleet(size: Size, args: Args, withDirect: boolean): Promise<Fl
       disconnectMs: median(drainRuns),
       rssAfterDisconnect: end.get("process_resident_memory_bytes") ?? NaN,
       heapAfterDisconnect: end.get("nsqlookupd_heap_used_bytes") ?? NaN,
-      direct,
     };
   } finally {
     for (const conn of conns) conn.close();
@@ -856,12 +830,6 @@ function fleetRows(f: FleetResult, quick: boolean): Row[] {
     "hypervisor steal during those runs",
     `median ${median(steals).toFixed(0)}%, least ${Math.min(...steals).toFixed(0)}%`,
   ));
-  if (f.direct !== undefined) {
-    rows.push(row(
-      `/lookup with --http-guard=false, Deno.serve (${f.direct.bytes} B)`,
-      `${summary(f.direct.ours)}; ratio ${lookupRatio(f.direct).toFixed(2)}x to baseline`,
-    ));
-  }
   const targets: Record<string, number> = {
     "/nodes": TARGET.nodesP50Ms,
     "/topics": TARGET.listingP50Ms,
@@ -1046,7 +1014,7 @@ async function main(): Promise<void> {
     ),
   ];
 
-  const first = await runFleet(sizeOf(args.producers, args.quick), args, true);
+  const first = await runFleet(sizeOf(args.producers, args.quick), args);
   const rows = [...startupRows, ...fleetRows(first, args.quick)];
   writeStdout(rowsTable(rows));
   let missed = rows.some((r) => r.ok === false);
@@ -1054,7 +1022,6 @@ async function main(): Promise<void> {
     const second = await runFleet(
       sizeOf((args.producers ?? (args.quick ? 100 : 1000)) * 3, args.quick),
       args,
-      false,
     );
     writeStdout(`\n${second.size.producers} producers:\n`);
     const secondRows = fleetRows(second, args.quick);
