@@ -12,7 +12,7 @@ import {
 import { createDaemonMetrics, type DaemonMetrics } from "./ops/metrics.ts";
 import { createHttpApi, type HttpApi, MAX_BODY_BYTES } from "./http/api.ts";
 import { HttpServer } from "./http/server.ts";
-import { connectionLimits, openFilesLimit } from "./ops/limits.ts";
+import { connectionLimits, openFilesLimitSliced } from "./ops/limits.ts";
 import { goJsonString } from "./gocompat/json.ts";
 import type { Logger } from "./ops/logger.ts";
 import type { Options } from "./options.ts";
@@ -177,8 +177,8 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     policies: access?.policy.routePolicies(),
   });
   const listeners = openListeners(options);
-  // Caps that keep the process below its descriptor limit (see limits.ts); HTTPS shares HTTP's.
-  const limits = connectionLimits(openFilesLimit());
+  // The default caps until the descriptor limit is known (see sizeToDescriptors).
+  const limits = connectionLimits(undefined);
   const { httpServer, httpsServer } = startHttpServers(listeners, handler, options, logger, limits);
   const httpAddr = httpServer.addr;
   const tcpAddr = listeners.tcp.addr;
@@ -196,6 +196,7 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     admit: access?.admit,
   });
   tcpServer.start();
+  const sizing = sizeToDescriptors(options, tcpServer, httpServer, httpsServer);
   for (const line of access?.summary ?? []) logger.info(line);
   logListening(logger, "TCP", tcpAddr);
   logListening(logger, "HTTP", httpAddr);
@@ -211,11 +212,11 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     handler,
     metrics,
     access,
-    shutdown: shutdownOnce(logger, tcpServer, httpServer, httpsServer),
+    shutdown: shutdownOnce(logger, sizing.stop, tcpServer, httpServer, httpsServer),
   };
 }
 
-/** The HTTP server, and the HTTPS one when asked for: HTTPS takes half of HTTP's cap. */
+/** The HTTP server, and the HTTPS one when asked for. */
 function startHttpServers(
   listeners: ReturnType<typeof openListeners>,
   handler: HttpApi,
@@ -223,8 +224,7 @@ function startHttpServers(
   logger: Logger,
   limits: { http: number },
 ): { httpServer: HttpServer; httpsServer: HttpServer | undefined } {
-  const httpCap = listeners.https === undefined ? limits.http : Math.ceil(limits.http / 2);
-  const httpsCap = Math.max(1, limits.http - httpCap);
+  const { httpCap, httpsCap } = httpCaps(limits.http, listeners.https !== undefined);
   const httpServer = new HttpServer({
     listener: listeners.http,
     api: handler,
@@ -252,6 +252,7 @@ function logListening(logger: Logger, kind: string, addr: Deno.NetAddr): void {
 
 function shutdownOnce(
   logger: Logger,
+  stopSizing: () => Promise<void>,
   tcpServer: TcpServer,
   httpServer: HttpServer,
   httpsServer: HttpServer | undefined,
@@ -259,6 +260,7 @@ function shutdownOnce(
   let stopping: Promise<void> | undefined;
   return () => {
     stopping ??= (async () => {
+      await stopSizing();
       await tcpServer.close();
       logger.info(`HTTP: closing ${formatNetAddr(httpServer.addr)}`, {
         address: formatNetAddr(httpServer.addr),
@@ -275,6 +277,40 @@ function shutdownOnce(
     })();
     return stopping;
   };
+}
+
+/**
+ * Caps that keep the process below its descriptor limit (see limits.ts),
+ * applied once the limit is known: measuring it can take a third of a second,
+ * which start-up does not wait for. HTTPS takes half of HTTP's cap.
+ */
+function sizeToDescriptors(
+  options: Options,
+  tcpServer: TcpServer,
+  httpServer: HttpServer,
+  httpsServer: HttpServer | undefined,
+): { stop: () => Promise<void> } {
+  let stopped = false;
+  const done = openFilesLimitSliced(() => stopped).then((openFiles) => {
+    if (stopped || openFiles === undefined) return;
+    const limits = connectionLimits(openFiles);
+    const { httpCap, httpsCap } = httpCaps(limits.http, httpsServer !== undefined);
+    tcpServer.resize(limits.tcp, share(limits.tcp, options.maxSharePerHost));
+    httpServer.resize(httpCap, share(httpCap, options.maxSharePerHost));
+    httpsServer?.resize(httpsCap, share(httpsCap, options.maxSharePerHost));
+  });
+  return {
+    stop: () => {
+      stopped = true;
+      return done;
+    },
+  };
+}
+
+/** HTTP's cap, shared with HTTPS when it is on (half each). */
+function httpCaps(cap: number, https: boolean): { httpCap: number; httpsCap: number } {
+  const httpCap = https ? Math.ceil(cap / 2) : cap;
+  return { httpCap, httpsCap: Math.max(1, cap - httpCap) };
 }
 
 /** One remote host's share of a cap: `percent` of it, never below one connection. */

@@ -168,8 +168,8 @@ export class HttpServer {
   /** The event-loop turn of #turns, once open (else a timer turn). */
   #loopback: LoopbackTurn | undefined;
   #opening: Promise<void> | undefined;
-  readonly #maxConnections: number;
-  readonly #maxPerRemote: number;
+  #maxConnections: number;
+  #maxPerRemote: number;
   readonly #maxHeld: number;
   readonly #maxHeldPerConnection: number;
   #held = 0;
@@ -182,6 +182,12 @@ export class HttpServer {
   #evicted = 0;
   #lastError = -Infinity;
   readonly addr: Deno.NetAddr;
+
+  /** New caps, e.g. once the descriptor limit is known; connections above them stay. */
+  resize(maxConnections: number, maxPerRemote: number): void {
+    this.#maxConnections = maxConnections;
+    this.#maxPerRemote = maxPerRemote;
+  }
 
   constructor(options: HttpServerOptions) {
     this.#options = options;

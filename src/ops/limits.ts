@@ -87,6 +87,65 @@ let found: { limit: number | undefined } | undefined;
  * when unlimited or unknown (not Linux, nothing openable). Without `sources`
  * the answer is computed once per process.
  */
+/**
+ * The descriptor limit without blocking: /proc when readable, else the
+ * headroom measured a batch of descriptors per macrotask (a synchronous probe
+ * of 17,472 descriptors holds the thread for a third of a second). Measured
+ * once per process; `stopped` ends a measurement early (shutdown).
+ */
+export function openFilesLimitSliced(stopped: () => boolean): Promise<number | undefined> {
+  measuring ??= measureSliced(stopped).then((limit) => {
+    if (limit === undefined && stopped()) measuring = undefined;
+    return limit;
+  });
+  return measuring;
+}
+
+let measuring: Promise<number | undefined> | undefined;
+
+async function measureSliced(stopped: () => boolean): Promise<number | undefined> {
+  try {
+    const parsed = parseOpenFilesLimit(Deno.readTextFileSync("/proc/self/limits"));
+    if (parsed.ok) return parsed.value === "unlimited" ? undefined : parsed.value;
+  } catch {
+    // Refused by the sandbox (NotCapable) or absent: measure instead.
+  }
+  if (Deno.build.os === "windows") return undefined;
+  return await probeHeadroomSliced(stopped, () => Deno.openSync("/dev/null"));
+}
+
+/**
+ * probeDescriptorHeadroom a `batch` at a time, a macrotask between batches;
+ * undefined when stopped or when nothing could be opened.
+ */
+export async function probeHeadroomSliced(
+  stopped: () => boolean,
+  open: () => { close(): void },
+  batch = 512,
+): Promise<number | undefined> {
+  const held: { close(): void }[] = [];
+  try {
+    while (held.length < DEFAULT_DESCRIPTORS_NEEDED) {
+      for (let i = 0; i < batch && held.length < DEFAULT_DESCRIPTORS_NEEDED; i++) {
+        held.push(open());
+      }
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      if (stopped()) return undefined;
+    }
+  } catch {
+    // EMFILE: the limit (or nothing openable: then held is empty).
+  } finally {
+    for (const file of held) {
+      try {
+        file.close();
+      } catch {
+        // closed already
+      }
+    }
+  }
+  return held.length === 0 ? undefined : held.length;
+}
+
 export function openFilesLimit(sources?: OpenFilesSources | (() => string)): number | undefined {
   if (sources === undefined) {
     found ??= { limit: openFilesLimit({}) };

@@ -189,7 +189,7 @@ export class TcpServer {
   readonly #observer: TcpObserver;
   readonly #turns: TurnScheduler;
   readonly #ownsTurns: boolean;
-  readonly #limits: AdmissionLimits;
+  #limits: AdmissionLimits;
   readonly #maxPendingReplyBytes: number;
   readonly #table = new ConnectionTable<Connection>();
   readonly #blocked = new Set<Connection>();
@@ -231,6 +231,11 @@ export class TcpServer {
     };
     this.#maxPendingReplyBytes = options.maxPendingReplyBytes ?? MAX_PENDING_REPLY_BYTES;
     this.addr = options.listener.addr;
+  }
+
+  /** New caps, e.g. once the descriptor limit is known; connections above them stay. */
+  resize(maxConnections: number, maxPerHost: number): void {
+    this.#limits = { maxConnections, maxPerHost };
   }
 
   get connectionCount(): number {

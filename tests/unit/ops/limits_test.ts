@@ -1,0 +1,34 @@
+// src/ops/limits.ts: the descriptor limit, measured without holding the thread.
+
+import assert from "node:assert/strict";
+import { probeHeadroomSliced } from "../../../src/ops/limits.ts";
+
+Deno.test("headroom measured in batches lets other work run between them, and closes all it opened", async () => {
+  let open = 0;
+  let closed = 0;
+  const file = (): { close(): void } => {
+    if (open === 1_000) throw new Error("EMFILE");
+    open++;
+    return { close: () => closed++ };
+  };
+  let ticks = 0;
+  const ticker = setInterval(() => ticks++, 0);
+  const headroom = await probeHeadroomSliced(() => false, file, 100);
+  clearInterval(ticker);
+  assert.equal(headroom, 1_000);
+  assert.equal(closed, 1_000);
+  assert.ok(ticks >= 5, `${ticks} timer turns during 10 batches`);
+});
+
+Deno.test("a headroom measurement stopped midway says nothing and closes what it opened", async () => {
+  let opened = 0;
+  let closed = 0;
+  let batches = 0;
+  const headroom = await probeHeadroomSliced(() => ++batches === 2, () => {
+    opened++;
+    return { close: () => closed++ };
+  }, 100);
+  assert.equal(headroom, undefined);
+  assert.equal(opened, 200);
+  assert.equal(closed, 200);
+});
