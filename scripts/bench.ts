@@ -181,11 +181,18 @@ interface Row {
   ok?: boolean;
 }
 
-function row(metric: string, value: string, target?: string, ok?: boolean): Row {
+interface Target {
+  text: string;
+  ok: boolean;
+}
+
+function row(metric: string, value: string, target?: Target): Row {
   writeStderr(
-    `  ${metric}: ${value}${target ? ` (target ${target}: ${ok ? "PASS" : "MISS"})` : ""}\n`,
+    `  ${metric}: ${value}${
+      target ? ` (target ${target.text}: ${target.ok ? "PASS" : "MISS"})` : ""
+    }\n`,
   );
-  return { metric, value, target, ok };
+  return { metric, value, target: target?.text, ok: target?.ok };
 }
 
 function median(values: number[]): number {
@@ -765,13 +772,19 @@ const lookupRatio = (r: { ours: LoadResult[]; floor: LoadResult[] }): number =>
   median(r.ours.map((run, i) => run.rps / r.floor[i].rps));
 
 function fleetRows(f: FleetResult, quick: boolean): Row[] {
-  const atFleet = !quick && f.size.producers === 1000;
+  // The issue's targets are for the fleet (1,000 producers; 100 with --quick); another
+  // size (--scale's second) is judged against the first, side by side.
+  const atFleet = f.size.producers === (quick ? 100 : 1000);
+  const when = (text: string, ok: boolean): Target | undefined =>
+    atFleet ? { text, ok } : undefined;
   const rows: Row[] = [];
   rows.push(row(
     `registration storm (median of ${STORM_ROUNDS})`,
     `${f.stormCommands} commands, ${Math.round(f.stormPerSecond)} commands/s`,
-    quick ? undefined : `>= ${TARGET.stormPerSecond.toLocaleString("en")}/s`,
-    quick ? undefined : f.stormPerSecond >= TARGET.stormPerSecond,
+    quick ? undefined : when(
+      `>= ${TARGET.stormPerSecond.toLocaleString("en")}/s`,
+      f.stormPerSecond >= TARGET.stormPerSecond,
+    ),
   ));
   rows.push(row(
     "RSS idle (reference nsqlookupd v1.3.0: 6 MiB)",
@@ -782,14 +795,15 @@ function fleetRows(f: FleetResult, quick: boolean): Row[] {
     `${mib(f.rssLoaded)} (${
       (f.rssLoaded / MiB / REFERENCE.rssLoadedMiB).toFixed(2)
     }x the reference)`,
-    atFleet ? `<= ${TARGET.rssLoadedMiB} MiB` : undefined,
-    atFleet ? f.rssLoaded <= TARGET.rssLoadedMiB * MiB : undefined,
+    quick ? undefined : when(
+      `<= ${TARGET.rssLoadedMiB} MiB`,
+      f.rssLoaded <= TARGET.rssLoadedMiB * MiB,
+    ),
   ));
   rows.push(row(
     "heap per producer registration (registry alone, after GC)",
     `${f.heapPerEntry.toFixed(1)} bytes`,
-    `<= ${TARGET.heapPerEntry} bytes`,
-    f.heapPerEntry <= TARGET.heapPerEntry,
+    { text: `<= ${TARGET.heapPerEntry} bytes`, ok: f.heapPerEntry <= TARGET.heapPerEntry },
   ));
   rows.push(row(
     "daemon V8 heap idle / loaded (no forced GC)",
@@ -805,15 +819,13 @@ function fleetRows(f: FleetResult, quick: boolean): Row[] {
   rows.push(row(
     `/lookup throughput ratio to baseline (median of pairs; reference ${REFERENCE.lookupRps} req/s)`,
     `${ratio.toFixed(2)}x`,
-    `>= ${TARGET.lookupRatio}x`,
-    ratio >= TARGET.lookupRatio,
+    when(`>= ${TARGET.lookupRatio}x`, ratio >= TARGET.lookupRatio),
   ));
   const p99 = median(lookup.ours.map((r) => r.p99));
   rows.push(row(
     `/lookup p99 at ${LOAD_CONNECTIONS} concurrent`,
     `${p99.toFixed(2)} ms`,
-    `< ${TARGET.lookupP99Ms} ms`,
-    p99 < TARGET.lookupP99Ms,
+    when(`< ${TARGET.lookupP99Ms} ms`, p99 < TARGET.lookupP99Ms),
   ));
   rows.push(row(
     "/lookup p99 ratio to baseline p99 (median of pairs)",
@@ -841,8 +853,7 @@ function fleetRows(f: FleetResult, quick: boolean): Row[] {
     rows.push(row(
       `${name} latency${reference}`,
       `p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms, body ${l.bytes} B`,
-      target === undefined ? undefined : `p50 < ${target} ms`,
-      target === undefined ? undefined : l.p50 < target,
+      target === undefined ? undefined : when(`p50 < ${target} ms`, l.p50 < target),
     ));
   }
   for (const [name, p] of f.padded) {
@@ -857,8 +868,7 @@ function fleetRows(f: FleetResult, quick: boolean): Row[] {
       (REFERENCE.disconnectMs / 1000).toFixed(1)
     } s)`,
     `${f.disconnectMs.toFixed(0)} ms`,
-    `< ${TARGET.disconnectMs} ms`,
-    f.disconnectMs < TARGET.disconnectMs,
+    when(`< ${TARGET.disconnectMs} ms`, f.disconnectMs < TARGET.disconnectMs),
   ));
   rows.push(row(
     "after the disconnect storm: RSS / V8 heap",
@@ -907,23 +917,25 @@ function scaleRows(a: FleetResult, b: FleetResult): string[][] {
     `<= ${TARGET.scaleMemory}x`,
     verdict(b.heapPerEntry <= a.heapPerEntry * TARGET.scaleMemory),
   ]);
+  // Throughput as a ratio to the baseline measured beside it: the two fleets run minutes
+  // apart on a shared machine, and raw req/s drift with its load (both are printed).
   const rps = (f: FleetResult): number => median(f.lookup.ours.map((r) => r.rps));
-  const rpsRatio = rps(b) / rps(a);
+  const normalized = lookupRatio(b.lookup) / lookupRatio(a.lookup);
   rows.push([
     `/lookup ${PROBE} req/s (same answer at both scales)`,
     String(Math.round(rps(a))),
     String(Math.round(rps(b))),
-    `${rpsRatio.toFixed(2)}x`,
-    `within ${TARGET.scaleLookup * 100}%`,
-    verdict(Math.abs(1 - rpsRatio) <= TARGET.scaleLookup),
+    `${(rps(b) / rps(a)).toFixed(2)}x`,
+    "",
+    "",
   ]);
   rows.push([
-    "/lookup ratio to baseline",
+    "/lookup throughput as a ratio to the baseline",
     `${lookupRatio(a.lookup).toFixed(2)}x`,
     `${lookupRatio(b.lookup).toFixed(2)}x`,
-    "",
-    "",
-    "",
+    `${normalized.toFixed(2)}x`,
+    `within ${TARGET.scaleLookup * 100}%`,
+    verdict(Math.abs(1 - normalized) <= TARGET.scaleLookup),
   ]);
   for (const name of ["/lookup", "/channels", "/topics", "/nodes"]) {
     const la = a.latencies.get(name)!;
@@ -1003,8 +1015,7 @@ async function main(): Promise<void> {
     row(
       `start-up to first /ping (median of ${STARTUP_RUNS}; reference ${REFERENCE.startupMs} ms)`,
       `${median(ours).toFixed(1)} ms (min ${Math.min(...ours).toFixed(1)})`,
-      `< ${TARGET.startupMs} ms`,
-      median(ours) < TARGET.startupMs,
+      { text: `< ${TARGET.startupMs} ms`, ok: median(ours) < TARGET.startupMs },
     ),
     row(
       "same for a bare Deno.serve process (the runtime's floor)",
