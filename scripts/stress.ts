@@ -455,7 +455,11 @@ class Monitor {
 }
 
 type MonitorRequest = { kind: "start"; ports: Ports } | { kind: "take" } | { kind: "stop" };
-type MonitorReply = { kind: "started" } | { kind: "sample"; sample: Sample } | { kind: "stopped" };
+type MonitorReply =
+  | { kind: "started" }
+  | { kind: "sample"; sample: Sample }
+  | { kind: "stopped" }
+  | { kind: "failed"; message: string };
 
 function inWorker(): boolean {
   const scope =
@@ -472,11 +476,18 @@ class MonitorWorker {
     this.#worker.onmessage = (event: MessageEvent<MonitorReply>) => this.#reply?.(event.data);
   }
 
-  #ask(request: MonitorRequest): Promise<MonitorReply> {
-    return new Promise((resolve) => {
-      this.#reply = resolve;
-      this.#worker.postMessage(request);
-    });
+  /** One request, answered within 15 s (the worker's figures come back at once). */
+  async #ask(request: MonitorRequest): Promise<MonitorReply> {
+    const reply = await withDeadline(
+      new Promise<MonitorReply>((resolve) => {
+        this.#reply = resolve;
+        this.#worker.postMessage(request);
+      }),
+      15_000,
+    );
+    if (reply === null) throw new Error(`the monitor did not answer ${request.kind}`);
+    if (reply.kind === "failed") throw new Error(`monitor: ${reply.message}`);
+    return reply;
   }
 
   async start(ports: Ports): Promise<void> {
@@ -505,8 +516,12 @@ function serveMonitor(): void {
   scope.onmessage = async ({ data }) => {
     if (data.kind === "start") {
       monitor = new Monitor(data.ports);
-      await monitor.start();
-      scope.postMessage({ kind: "started" });
+      try {
+        await monitor.start();
+        scope.postMessage({ kind: "started" });
+      } catch (error) {
+        scope.postMessage({ kind: "failed", message: String(error) });
+      }
     } else if (data.kind === "take") {
       scope.postMessage({
         kind: "sample",
