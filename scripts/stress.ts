@@ -454,8 +454,22 @@ class Monitor {
   }
 }
 
-type MonitorRequest = { kind: "start"; ports: Ports } | { kind: "take" } | { kind: "stop" };
-type MonitorReply = { kind: "started" } | { kind: "sample"; sample: Sample } | { kind: "stopped" };
+type MonitorRequest =
+  | { kind: "start"; ports: Ports }
+  | { kind: "take" }
+  | { kind: "stop" }
+  | { kind: "load"; target: LoadTarget };
+
+/** What the load worker needs to flood the daemon (plain data: it crosses to a Worker). */
+interface LoadTarget extends Ports {
+  hosts: string[];
+  quick: boolean;
+}
+type MonitorReply =
+  | { kind: "started" }
+  | { kind: "sample"; sample: Sample }
+  | { kind: "stopped" }
+  | { kind: "failed"; message: string };
 
 function inWorker(): boolean {
   const scope =
@@ -472,15 +486,31 @@ class MonitorWorker {
     this.#worker.onmessage = (event: MessageEvent<MonitorReply>) => this.#reply?.(event.data);
   }
 
-  #ask(request: MonitorRequest): Promise<MonitorReply> {
-    return new Promise((resolve) => {
-      this.#reply = resolve;
-      this.#worker.postMessage(request);
-    });
+  /** One request, answered within 15 s (the worker's figures come back at once). */
+  async #ask(request: MonitorRequest): Promise<MonitorReply> {
+    const reply = await withDeadline(
+      new Promise<MonitorReply>((resolve) => {
+        this.#reply = resolve;
+        this.#worker.postMessage(request);
+      }),
+      15_000,
+    );
+    if (reply === null) throw new Error(`the monitor did not answer ${request.kind}`);
+    if (reply.kind === "failed") throw new Error(`monitor: ${reply.message}`);
+    return reply;
   }
 
   async start(ports: Ports): Promise<void> {
     await this.#ask({ kind: "start", ports });
+  }
+
+  /** Turns this worker into a load generator (see busyLoad) instead. */
+  async load(target: LoadTarget): Promise<void> {
+    await this.#ask({ kind: "load", target });
+  }
+
+  terminate(): void {
+    this.#worker.terminate();
   }
 
   async take(): Promise<Sample> {
@@ -505,7 +535,15 @@ function serveMonitor(): void {
   scope.onmessage = async ({ data }) => {
     if (data.kind === "start") {
       monitor = new Monitor(data.ports);
-      await monitor.start();
+      try {
+        await monitor.start();
+        scope.postMessage({ kind: "started" });
+      } catch (error) {
+        scope.postMessage({ kind: "failed", message: String(error) });
+      }
+    } else if (data.kind === "load") {
+      // Busy until the daemon goes: TCP peers flooding, HTTP clients leaving answers unread.
+      void busyLoad(data.target);
       scope.postMessage({ kind: "started" });
     } else if (data.kind === "take") {
       scope.postMessage({
@@ -765,23 +803,50 @@ export const TCP_ATTACKS: readonly Attack[] = [
 ];
 
 /** Last: SIGTERM while peers flood and HTTP clients leave answers unread; must exit 0 within 5 s. */
-async function sigtermWhileBusy(target: Daemon): Promise<string> {
+/** TCP peers flooding and HTTP clients pipelining without reading, until the daemon goes. */
+async function busyLoad(target: LoadTarget): Promise<void> {
   const request = encoder.encode("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n".repeat(100_000));
-  const readers: Deno.TcpConn[] = [];
   for (let i = 0; i < 10; i++) {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: target.httpPort });
-    writeAll(conn, request).catch(() => {});
-    readers.push(conn);
+    try {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: target.httpPort });
+      writeAll(conn, request).catch(() => {}).finally(() => closeQuietly(conn));
+    } catch {
+      // the daemon is gone
+    }
   }
-  const flood = pipelineFlood.run(target).catch(() => {});
-  await sleep(1_500);
-  const { code, elapsedMs } = await target.stop();
-  readers.forEach(closeQuietly);
-  await flood;
-  if (code !== 0 || elapsedMs >= 5_000) {
-    throw new Error(`exit ${code} ${(elapsedMs / 1000).toFixed(1)} s after SIGTERM`);
+  await pipelineFlood.run({
+    ...target,
+    url: "",
+    pid: 0,
+    lines: [],
+    alive: () => true,
+    quick: false,
+  }).catch(() => {});
+}
+
+/**
+ * Last: SIGTERM while TCP peers flood and HTTP answers go unread; must exit 0
+ * within 5 s. The load comes from a Worker, so that this thread measures the
+ * exit, not its own backlog of work.
+ */
+async function sigtermWhileBusy(target: Daemon): Promise<string> {
+  const load = new MonitorWorker();
+  try {
+    await load.load({
+      tcpPort: target.tcpPort,
+      httpPort: target.httpPort,
+      hosts: [...target.hosts],
+      quick: target.quick,
+    });
+    await sleep(2_000);
+    const { code, elapsedMs } = await target.stop();
+    if (code !== 0 || elapsedMs >= 5_000) {
+      throw new Error(`exit ${code} ${(elapsedMs / 1000).toFixed(1)} s after SIGTERM`);
+    }
+    return `exit 0 in ${(elapsedMs / 1000).toFixed(2)} s`;
+  } finally {
+    load.terminate();
   }
-  return `exit 0 in ${(elapsedMs / 1000).toFixed(2)} s`;
 }
 
 // ---------------------------------------------------------------- the run
