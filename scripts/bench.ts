@@ -505,11 +505,11 @@ async function registrationStorm(
   );
   const payloads = producers.map((i) => {
     const lines = registerLines(size, i);
-    const bytes = concat([
+    const bytes = concat(
       encoder.encode("  V1"),
       identifyCommand(identifyBody(i)),
       encoder.encode(lines.join("\n") + "\n"),
-    ]);
+    );
     return { bytes, commands: lines.length + 1, okBytes: lines.length * 6 };
   });
   const started = performance.now();

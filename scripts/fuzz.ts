@@ -89,7 +89,7 @@ function validSession(rng: Rng): Uint8Array {
     const line = command === "PING" ? "PING" : `${command} ${topic}${channel}`;
     parts.push(encoder.encode(line + rng.pick(EOLS)));
   }
-  return concat(parts);
+  return concat(...parts);
 }
 
 /** Byte-level mutations of a valid session. */
@@ -106,20 +106,20 @@ function mutate(rng: Rng, input: Uint8Array): Uint8Array {
         }
         break;
       case 1: // insert random bytes
-        bytes = concat([bytes.subarray(0, at), rng.bytes(rng.int(1, 16)), bytes.subarray(at)]);
+        bytes = concat(bytes.subarray(0, at), rng.bytes(rng.int(1, 16)), bytes.subarray(at));
         break;
       case 2: // delete a range
-        bytes = concat([
+        bytes = concat(
           bytes.subarray(0, at),
           bytes.subarray(Math.min(bytes.length, at + rng.int(1, 16))),
-        ]);
+        );
         break;
       case 3: // duplicate a range
-        bytes = concat([
+        bytes = concat(
           bytes.subarray(0, at),
           bytes.subarray(at, at + rng.int(1, 64)),
           bytes.subarray(at),
-        ]);
+        );
         break;
       case 4: { // an extreme IDENTIFY size
         const where = indexOf(bytes, encoder.encode("IDENTIFY\n"));
@@ -186,15 +186,15 @@ function httpRequest(rng: Rng): Uint8Array {
   } else if (bodyKind === 2) {
     headers.push("Transfer-Encoding: chunked");
     const chunk = rng.bytes(rng.int(1, 500));
-    body = concat([
+    body = concat(
       encoder.encode(`${chunk.length.toString(16)}\r\n`),
       chunk,
       encoder.encode("\r\n0\r\n\r\n"),
-    ]);
+    );
   }
   if (rng.chance(0.5)) headers.push("Connection: close");
   const text = `${method} ${path}${query} ${version}\r\n${headers.join("\r\n")}\r\n\r\n`;
-  const request = concat([encoder.encode(text), body]);
+  const request = concat(encoder.encode(text), body);
   return rng.chance(0.3) ? mutate(rng, request) : request;
 }
 
@@ -230,10 +230,10 @@ function plan(rng: Rng): Plan {
       bytes = mutate(rng, validSession(rng));
       break;
     case "random":
-      bytes = concat([
+      bytes = concat(
         rng.chance(0.7) ? encoder.encode("  V1") : new Uint8Array(0),
         rng.bytes(rng.int(0, 2000)),
-      ]);
+      );
       break;
     case "long-line":
       bytes = encoder.encode("  V1" + "PING " + "a".repeat(rng.int(4000, 6000)));
@@ -291,12 +291,12 @@ async function drain(
     clearTimeout(timer);
     if (result === "silence") {
       // The pending read finishes (null) when the caller closes the connection.
-      return { bytes: concat(chunks), eof: false };
+      return { bytes: concat(...chunks), eof: false };
     }
-    if (result === null) return { bytes: concat(chunks), eof: true };
+    if (result === null) return { bytes: concat(...chunks), eof: true };
     chunks.push(buffer.slice(0, result));
   }
-  return { bytes: concat(chunks), eof: false };
+  return { bytes: concat(...chunks), eof: false };
 }
 
 /** Checks TCP replies: whole frames, an E_ error only last. */
@@ -433,11 +433,11 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
   });
   await writeAll(
     good,
-    concat([
+    concat(
       encoder.encode("  V1"),
       identifyCommand(goodBody),
       encoder.encode(`REGISTER ${GOOD_TOPIC} good_channel\n`),
-    ]),
+    ),
   );
   const identified = await readFrame(good);
   if (identified === null || !identified.startsWith("{") || (await readFrame(good)) !== "OK") {

@@ -82,11 +82,11 @@ async function openClient(port: number, index: number, producer: boolean): Promi
       version: "1.3.0",
     });
     await conn.write(
-      concat([
+      concat(
         encoder.encode("  V1"),
         identifyCommand(body),
         encoder.encode(`REGISTER load_${index % TOPICS} c${index % 3}\n`),
-      ]),
+      ),
     );
     const identified = await conn.readFrame();
     const registered = await conn.readFrame();

@@ -176,7 +176,7 @@ async function get(
       if (n === null) break;
       chunks.push(buffer.slice(0, n));
     }
-    const text = decoder.decode(concat(chunks));
+    const text = decoder.decode(concat(...chunks));
     const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? NaN);
     const body = text.slice(text.indexOf("\r\n\r\n") + 4);
     if (Number.isNaN(status)) throw new Error(`no HTTP answer to ${path}`);
@@ -304,11 +304,11 @@ async function registerFleet(port: number, producers: number, topics: number): P
       }
       await writeAll(
         conn,
-        concat([
+        concat(
           encoder.encode("  V1"),
           identifyCommand(identifyBody(`fleet-${index}`)),
           encoder.encode(lines.join("")),
-        ]),
+        ),
       );
       for (let k = 0; k <= lines.length; k++) {
         const reply = await readFrame(conn);
@@ -376,11 +376,11 @@ class Monitor {
     this.#conn = conn;
     await writeAll(
       conn,
-      concat([
+      concat(
         encoder.encode("  V1"),
         identifyCommand(identifyBody(MONITOR_ADDRESS)),
         encoder.encode(`REGISTER ${MONITOR_TOPIC} c\n`),
-      ]),
+      ),
     );
     const identified = await withDeadline(readFrame(conn), 1_000);
     const registered = await withDeadline(readFrame(conn), 1_000);
@@ -602,7 +602,7 @@ export const pipelineFlood: Attack = {
     );
     await Promise.all(peers.map(async (peer, i) => {
       await peer.write(
-        concat([encoder.encode("  V1"), identifyCommand(identifyBody(`flood-${i}`))]),
+        concat(encoder.encode("  V1"), identifyCommand(identifyBody(`flood-${i}`))),
       );
       // One chunk in flight at a time: its write completes once the kernel took it,
       // so it stays pending when the daemon stops reading (and nothing piles up here).
@@ -652,11 +652,11 @@ export const silentConnections: Attack = {
     try {
       await writeAll(
         newcomer,
-        concat([
+        concat(
           encoder.encode("  V1"),
           identifyCommand(identifyBody("stress-newcomer")),
           encoder.encode("REGISTER stress_newcomer c\n"),
-        ]),
+        ),
       );
       const identified = await withDeadline(readFrame(newcomer), 2_000);
       const registered = await withDeadline(readFrame(newcomer), 2_000);
@@ -749,7 +749,7 @@ export const deepIdentify: Attack = {
         const conn = await Deno.connect({ hostname: "127.0.0.1", port: target.tcpPort });
         try {
           const body = `{"x":${"[".repeat(depth)}${"]".repeat(depth)},${fields}}`;
-          await writeAll(conn, concat([encoder.encode("  V1"), identifyCommand(body)]));
+          await writeAll(conn, concat(encoder.encode("  V1"), identifyCommand(body)));
           const reply = await withDeadline(readFrame(conn), 2_000);
           // Like Go's encoding/json: accepted up to 10,000 levels, an error frame beyond.
           if (reply === null || !reply.startsWith(expected)) {
@@ -775,7 +775,7 @@ export const logForgery: Attack = {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port: logging.tcpPort });
       await writeAll(
         conn,
-        concat([encoder.encode("  V1"), identifyCommand(identifyBody(`a\n${forged}`))]),
+        concat(encoder.encode("  V1"), identifyCommand(identifyBody(`a\n${forged}`))),
       );
       await withDeadline(readFrame(conn), 2_000);
       closeQuietly(conn);

@@ -411,7 +411,7 @@ export async function populate(
     }
     await writeAll(
       conn,
-      concat([encoder.encode("  V1"), identifyCommand(body), encoder.encode(commands)]),
+      concat(encoder.encode("  V1"), identifyCommand(body), encoder.encode(commands)),
     );
   }
   // Let the daemon take it all in.
@@ -437,7 +437,7 @@ export async function populateWideTopic(
   for (let c = 0; c < channels; c++) commands += `REGISTER ${topic} ch-${c}\n`;
   await writeAll(
     conn,
-    concat([encoder.encode("  V1"), identifyCommand(body), encoder.encode(commands)]),
+    concat(encoder.encode("  V1"), identifyCommand(body), encoder.encode(commands)),
   );
   await sleep(500);
   return conn;

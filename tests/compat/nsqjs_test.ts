@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { concat, eventually, startDaemon, type TestDaemon } from "../support/helpers.ts";
 import { ProducerEmulator } from "../support/producer_emulator.ts";
+import { writeAll } from "../support/harness.ts";
 
 // node-fetch (nsqjs's HTTP client) loads Node's deprecated `punycode` module;
 // keep that one-time warning out of the test output.
@@ -256,11 +257,6 @@ function responseFrame(text: string): Uint8Array {
   view.setUint32(4, 0);
   out.set(data, 8);
   return out;
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let rest = bytes;
-  while (rest.length > 0) rest = rest.subarray(await conn.write(rest));
 }
 
 function closeQuietly(closer: { close(): void }): void {

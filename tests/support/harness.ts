@@ -9,6 +9,7 @@ const encoder = new TextEncoder();
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Binds 127.0.0.1:0, notes the port and frees it: for runs whose logs do not show the ports. */
 export function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr;
@@ -181,21 +182,24 @@ export async function readFrame(conn: Deno.Conn): Promise<string | null> {
   return payload === null ? null : new TextDecoder().decode(payload);
 }
 
-export function identifyCommand(body: string): Uint8Array {
-  const bytes = encoder.encode(body);
-  const out = new Uint8Array(13 + bytes.length);
+/** IDENTIFY with its 4-byte big-endian body size, as nsqd sends it. */
+export function identifyCommand(body: string | Uint8Array): Uint8Array {
+  const bytes = typeof body === "string" ? encoder.encode(body) : body;
+  const out = new Uint8Array(9 + 4 + bytes.length);
   out.set(encoder.encode("IDENTIFY\n"));
   new DataView(out.buffer).setInt32(9, bytes.length);
   out.set(bytes, 13);
   return out;
 }
 
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+/** The parts one after another; strings as UTF-8. */
+export function concat(...parts: (string | Uint8Array)[]): Uint8Array<ArrayBuffer> {
+  const chunks = parts.map((p) => typeof p === "string" ? encoder.encode(p) : p);
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
   }
   return out;
 }

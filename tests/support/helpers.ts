@@ -8,6 +8,10 @@ import { defaultOptions, type Options } from "../../src/options.ts";
 import { type PeerInfo, Registry } from "../../src/registry.ts";
 import { TcpServer, type TcpServerOptions } from "../../src/tcp/server.ts";
 
+// Shared with scripts/, which cannot start an in-process daemon.
+export { concat, freePort, identifyCommand, sleep } from "./harness.ts";
+import { identifyCommand } from "./harness.ts";
+
 export const HOSTNAME = "testhost";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -88,33 +92,12 @@ export function show(bytes: Uint8Array): string {
   return out;
 }
 
-/** The parts one after another; strings as UTF-8. */
-export function concat(...parts: (string | Uint8Array)[]): Uint8Array<ArrayBuffer> {
-  const chunks = parts.map((p) => typeof p === "string" ? encoder.encode(p) : p);
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}
-
 /** Encodes a 4-byte big-endian frame header + payload, as the server frames responses. */
 export function framed(payload: string): Uint8Array {
   const bytes = encoder.encode(payload);
   const out = new Uint8Array(4 + bytes.length);
   new DataView(out.buffer).setUint32(0, bytes.length);
   out.set(bytes, 4);
-  return out;
-}
-
-export function identifyCommand(body: string | Uint8Array): Uint8Array {
-  const bytes = typeof body === "string" ? encoder.encode(body) : body;
-  const out = new Uint8Array(9 + 4 + bytes.length);
-  out.set(encoder.encode("IDENTIFY\n"));
-  new DataView(out.buffer).setInt32(9, bytes.length);
-  out.set(bytes, 13);
   return out;
 }
 
@@ -235,8 +218,6 @@ export async function eventually(
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A peer as IDENTIFY stores it; `id` follows `remoteAddress` unless given. */
 export function testPeer(fields: Partial<PeerInfo> = {}): PeerInfo {
@@ -389,14 +370,6 @@ export async function outputWithin(
     await output.catch(() => undefined);
     throw error;
   }
-}
-
-/** Binds 127.0.0.1:0, notes the port and frees it: for runs whose logs do not show the ports. */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  listener.close();
-  return port;
 }
 
 export interface StoppedDaemon {
