@@ -58,13 +58,7 @@ export function probeDescriptorHeadroom(
   } catch {
     // EMFILE (the limit), or the path is not openable (then held is empty).
   } finally {
-    for (const file of held) {
-      try {
-        file.close();
-      } catch {
-        // closed already
-      }
-    }
+    closeAll(held);
   }
   return held.length === 0 ? undefined : held.length;
 }
@@ -135,13 +129,7 @@ export async function probeHeadroomSliced(
   } catch {
     // EMFILE: the limit (or nothing openable: then held is empty).
   } finally {
-    for (const file of held) {
-      try {
-        file.close();
-      } catch {
-        // closed already
-      }
-    }
+    closeAll(held);
   }
   return held.length === 0 ? undefined : held.length;
 }
@@ -180,4 +168,14 @@ export function connectionLimits(openFiles: number | undefined): ConnectionLimit
   );
   const tcp = Math.max(4, budget - http * DESCRIPTORS_PER_HTTP_CONNECTION);
   return { tcp, http, openFiles };
+}
+
+function closeAll(files: readonly { close(): void }[]): void {
+  for (const file of files) {
+    try {
+      file.close();
+    } catch {
+      // closed already
+    }
+  }
 }
