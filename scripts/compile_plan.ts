@@ -36,8 +36,12 @@ export const PERMISSION_FLAGS: readonly string[] = [
  * (16 MiB) made each young-generation collection copy up to 16 MiB of them in
  * one pause, 100-130 ms under a storm of 16,000 connections (measured); at
  * 4 MiB the longest pause was 40 ms and the event loop never stalled 50 ms.
+ * 2 MiB and a heap that grows by 10% between major collections keep a
+ * 1,000-producer fleet at ~97 MiB RSS instead of ~140 (measured by the bench).
  */
-export const RUNTIME_FLAGS: readonly string[] = ["--v8-flags=--max-semi-space-size=4"];
+export const RUNTIME_FLAGS: readonly string[] = [
+  "--v8-flags=--max-semi-space-size=2,--heap-growing-percent=10",
+];
 
 export const COMPILE_FLAGS: readonly string[] = [
   "--no-prompt",

@@ -560,9 +560,7 @@ function serveMonitor(): void {
 async function readRss(port: number): Promise<number | undefined> {
   try {
     const { body } = await get(port, "/metrics");
-    const line = body.split("\n").find((l) =>
-      l.startsWith("nsqlookupd_process_resident_memory_bytes ")
-    );
+    const line = body.split("\n").find((l) => l.startsWith("process_resident_memory_bytes "));
     return line === undefined ? undefined : Number(line.split(" ")[1]);
   } catch {
     return undefined;

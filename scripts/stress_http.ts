@@ -78,7 +78,7 @@ export async function rssOf(target: Target): Promise<number> {
     const res = await withDeadline(fetch(`http://127.0.0.1:${target.httpPort}/metrics`), 1_000);
     if (res === "timeout") return NaN;
     const text = await res.text();
-    const line = /^nsqlookupd_process_resident_memory_bytes (\S+)$/m.exec(text);
+    const line = /^process_resident_memory_bytes (\S+)$/m.exec(text);
     return line === null ? NaN : Number(line[1]);
   } catch {
     return NaN;

@@ -131,8 +131,8 @@ export interface Memory {
 export async function memory(url: string): Promise<Memory> {
   const m = await scrape(url);
   return {
-    rss: m.get("nsqlookupd_process_resident_memory_bytes") ?? NaN,
-    heapUsed: m.get("nsqlookupd_process_heap_used_bytes") ?? NaN,
+    rss: m.get("process_resident_memory_bytes") ?? NaN,
+    heapUsed: m.get("nsqlookupd_heap_used_bytes") ?? NaN,
   };
 }
 
