@@ -467,19 +467,70 @@ async function sampleLatency(
         if (end !== -1) bodyStart = end + 4;
       }
       const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? NaN);
-      if (!Number.isFinite(length)) throw new Error(`${url}: no Content-Length`);
-      while (received < bodyStart + length) {
-        const n = await conn.read(buffer);
-        if (n === null) throw new Error(`${url}: closed inside the body`);
-        received += n;
+      if (Number.isFinite(length)) {
+        while (received < bodyStart + length) {
+          const n = await conn.read(buffer);
+          if (n === null) throw new Error(`${url}: closed inside the body`);
+          received += n;
+        }
+        bytes = length;
+      } else {
+        // Bodies over 2048 bytes come chunked, as the reference sends them.
+        const chunks = new ChunkedBody();
+        const headBytes = new TextEncoder().encode(head.slice(0, bodyStart)).length;
+        let first = buffer.subarray(headBytes, received);
+        while (!chunks.feed(first)) {
+          const n = await conn.read(buffer);
+          if (n === null) throw new Error(`${url}: closed inside the body`);
+          first = buffer.subarray(0, n);
+        }
+        bytes = chunks.bodyBytes;
       }
       latencies.push(performance.now() - started);
-      bytes = length;
     }
   } finally {
     conn.close();
   }
   return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), bytes };
+}
+
+/** Follows a chunked body over the reads that carry it; counts its bytes. */
+class ChunkedBody {
+  bodyBytes = 0;
+  #line = "";
+  #remaining = 0;
+  #state: "size" | "data" | "crlf" | "trailer" = "size";
+
+  /** Consumes `bytes`; true once the last chunk and the trailer's empty line are in. */
+  feed(bytes: Uint8Array): boolean {
+    let i = 0;
+    while (i < bytes.length) {
+      if (this.#state === "data") {
+        const take = Math.min(this.#remaining, bytes.length - i);
+        this.#remaining -= take;
+        this.bodyBytes += take;
+        i += take;
+        if (this.#remaining === 0) this.#state = "crlf";
+        continue;
+      }
+      const c = bytes[i++];
+      if (c !== 0x0a) {
+        if (c !== 0x0d) this.#line += String.fromCharCode(c);
+        continue;
+      }
+      const line = this.#line;
+      this.#line = "";
+      if (this.#state === "crlf") {
+        this.#state = "size";
+      } else if (this.#state === "trailer") {
+        if (line === "") return true;
+      } else {
+        this.#remaining = parseInt(line, 16);
+        this.#state = this.#remaining === 0 ? "trailer" : "data";
+      }
+    }
+    return false;
+  }
 }
 
 // ---- registration and disconnect storms ----
