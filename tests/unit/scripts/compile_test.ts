@@ -136,7 +136,7 @@ Deno.test("compile config pins exactly deno.json's versions of the runtime depen
 
 Deno.test("plan: deno compile argv with exactly the daemon's permissions", () => {
   assert.deepEqual([...PERMISSION_FLAGS], ["--allow-net", "--allow-read", "--allow-sys=hostname"]);
-  assert.deepEqual([...RUNTIME_FLAGS], ["--v8-flags=--max-semi-space-size=4"]);
+  assert.deepEqual([...RUNTIME_FLAGS], []);
   assert.deepEqual([...COMPILE_FLAGS], ["--no-prompt", ...PERMISSION_FLAGS, ...RUNTIME_FLAGS]);
   const plan = planBuild({ version: "0.1.0", targets: TARGETS, outDir: "out", projectRoot: "/p" });
   for (const t of plan.targets) {
@@ -146,7 +146,6 @@ Deno.test("plan: deno compile argv with exactly the daemon's permissions", () =>
       "--allow-net",
       "--allow-read",
       "--allow-sys=hostname",
-      "--v8-flags=--max-semi-space-size=4",
       "--config",
       join("/p", "scripts", "compile.config.json"),
       "--target",
