@@ -31,13 +31,14 @@ export const PERMISSION_FLAGS: readonly string[] = [
 
 /**
  * Runtime options baked into the binary (and what `deno task start` passes).
- * A young generation of at most 4 MiB per semi-space: every connection the
+ * A young generation of at most 2 MiB per semi-space: every connection the
  * daemon accepts survives its first garbage collections, and V8's default
  * (16 MiB) made each young-generation collection copy up to 16 MiB of them in
- * one pause, 100-130 ms under a storm of 16,000 connections (measured); at
- * 4 MiB the longest pause was 40 ms and the event loop never stalled 50 ms.
- * 2 MiB and a heap that grows by 10% between major collections keep a
- * 1,000-producer fleet at ~97 MiB RSS instead of ~140 (measured by the bench).
+ * one pause, 100-130 ms under a storm of 16,000 connections (measured). On its
+ * own a small young generation promotes early and raised RSS under that storm
+ * (4 MiB: +209..305 MiB, measured); with a heap that grows by 10% between major
+ * collections the storm stayed at +93 MiB and a 1,000-producer fleet at ~97 MiB
+ * RSS instead of ~140 (measured by `deno task stress` and the bench).
  */
 export const RUNTIME_FLAGS: readonly string[] = [
   "--v8-flags=--max-semi-space-size=2,--heap-growing-percent=10",

@@ -83,7 +83,7 @@ export function escapeLogText(text: string): string {
 
 const encoder = new TextEncoder();
 
-function writeAll(file: { writeSync(p: Uint8Array): number }, text: string): void {
+function writeAllSync(file: { writeSync(p: Uint8Array): number }, text: string): void {
   let bytes = encoder.encode(text);
   while (bytes.length > 0) {
     const n = file.writeSync(bytes);
@@ -92,11 +92,11 @@ function writeAll(file: { writeSync(p: Uint8Array): number }, text: string): voi
 }
 
 export function writeStdout(text: string): void {
-  writeAll(Deno.stdout, text);
+  writeAllSync(Deno.stdout, text);
 }
 
 export function writeStderr(text: string): void {
-  writeAll(Deno.stderr, text);
+  writeAllSync(Deno.stderr, text);
 }
 
 export const stderrSink: LineSink = (line) => writeStderr(line + "\n");
