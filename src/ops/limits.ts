@@ -98,12 +98,8 @@ export function openFilesLimitSliced(stopped: () => boolean): Promise<number | u
 let measuring: Promise<number | undefined> | undefined;
 
 async function measureSliced(stopped: () => boolean): Promise<number | undefined> {
-  try {
-    const parsed = parseOpenFilesLimit(Deno.readTextFileSync("/proc/self/limits"));
-    if (parsed.ok) return parsed.value === "unlimited" ? undefined : parsed.value;
-  } catch {
-    // Refused by the sandbox (NotCapable) or absent: measure instead.
-  }
+  const fromProc = procLimit(readProcLimits);
+  if (fromProc !== undefined) return fromProc === "unlimited" ? undefined : fromProc;
   if (Deno.build.os === "windows") return undefined;
   return await probeHeadroomSliced(stopped, () => Deno.openSync("/dev/null"));
 }
@@ -142,13 +138,8 @@ export function openFilesLimit(sources?: OpenFilesSources | (() => string)): num
   const { read, probe, os } = typeof sources === "function"
     ? { read: sources, probe: () => undefined, os: "linux" as const }
     : sources;
-  const readLimits = read ?? (() => Deno.readTextFileSync("/proc/self/limits"));
-  try {
-    const parsed = parseOpenFilesLimit(readLimits());
-    if (parsed.ok) return parsed.value === "unlimited" ? undefined : parsed.value;
-  } catch {
-    // Refused by the sandbox (NotCapable) or absent: measure instead.
-  }
+  const fromProc = procLimit(read ?? readProcLimits);
+  if (fromProc !== undefined) return fromProc === "unlimited" ? undefined : fromProc;
   if ((os ?? Deno.build.os) === "windows") return undefined;
   return (probe ?? probeDescriptorHeadroom)(DEFAULT_DESCRIPTORS_NEEDED);
 }
@@ -177,5 +168,20 @@ function closeAll(files: readonly { close(): void }[]): void {
     } catch {
       // closed already
     }
+  }
+}
+
+function readProcLimits(): string {
+  return Deno.readTextFileSync("/proc/self/limits");
+}
+
+/** What /proc/self/limits says, or undefined when it cannot be read or parsed (measure instead). */
+function procLimit(read: () => string): number | "unlimited" | undefined {
+  try {
+    const parsed = parseOpenFilesLimit(read());
+    return parsed.ok ? parsed.value : undefined;
+  } catch {
+    // Refused by the sandbox (NotCapable) or absent.
+    return undefined;
   }
 }
