@@ -181,7 +181,8 @@ export function compareProducers(a: PeerInfo, b: PeerInfo): number {
   return 0;
 }
 
-function compareStrings(a: string, b: string): number {
+/** Code-unit order, the order of every sorted list the API answers. */
+export function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 

@@ -2,6 +2,8 @@
 // the one JavaScript thread for a long time, so a sliced answer sorts runs of
 // a few thousand (one run a step) and merges them as it writes.
 
+import { compareStrings } from "../registry.ts";
+
 /** Names in runs of at most `runLength`, each run sorted; one run per step. */
 export function* sortedRuns(
   names: Iterable<string>,
@@ -51,9 +53,4 @@ export function* mergeRuns(runs: readonly string[][]): Generator<string, void, u
     }
     down(0);
   }
-}
-
-/** Code-unit order, as Go compares strings byte-wise for ASCII and as our registry sorts. */
-export function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

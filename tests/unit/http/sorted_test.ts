@@ -2,7 +2,8 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { compareStrings, mergeRuns, sortedRuns } from "../../../src/http/sorted.ts";
+import { mergeRuns, sortedRuns } from "../../../src/http/sorted.ts";
+import { compareStrings } from "../../../src/registry.ts";
 
 Deno.test("sorted runs, merged, equal one sort of the whole list, for any list and run length", () => {
   fc.assert(
