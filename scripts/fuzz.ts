@@ -419,7 +419,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
   await using daemon = await spawnDaemon([
     "--log-level=warn",
     `--inactive-producer-timeout=${INACTIVE_TIMEOUT}`,
-  ]);
+  ], { ports: "free" });
   const { url } = daemon;
 
   // The well-behaved producer, registered for the whole run.
@@ -576,7 +576,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
   );
   if (noise.length > 0) failures.push(`daemon errors:\n${noise.slice(0, 5).join("\n")}`);
   good.close();
-  const exitCode = await daemon.stop();
+  const { code: exitCode } = await daemon.stop();
   if (exitCode !== 0) failures.push(`daemon exited ${exitCode} after SIGTERM`);
   return {
     sessions: done - warmup,

@@ -26,7 +26,7 @@ import {
   table,
 } from "../tests/support/harness.ts";
 import { writeStderr, writeStdout } from "../src/ops/logger.ts";
-import { NetConn } from "./stress.ts";
+import { NetConn } from "../tests/support/net_conn.ts";
 
 const encoder = new TextEncoder();
 export const LATENCY_LIMIT_MS = 50;
@@ -114,7 +114,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     if (options.verbose) writeStderr(text + "\n");
   };
   const failures: string[] = [];
-  await using daemon = await spawnDaemon(["--log-level=warn"]);
+  await using daemon = await spawnDaemon(["--log-level=warn"], { ports: "free" });
   const { url } = daemon;
   const start = await memory(url);
 
@@ -219,7 +219,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   }
   const noise = daemon.lines.filter((l) => /Uncaught|panicked|internal error|ERROR:/.test(l));
   if (noise.length > 0) failures.push(`daemon errors:\n${noise.slice(0, 5).join("\n")}`);
-  const exitCode = await daemon.stop();
+  const { code: exitCode } = await daemon.stop();
   if (exitCode !== 0) failures.push(`daemon exited ${exitCode} after SIGTERM`);
   return {
     connected,

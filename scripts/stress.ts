@@ -1,47 +1,64 @@
-// `deno task stress [--quick] [--only name,name]`: the attacks that used to
-// stall, exhaust or kill the daemon, one after another, against a daemon
-// started as a separate process at fleet scale (1,000 producers × 100 of
-// 10,000 topics × 2 channels; --quick: 100 × 100 of 1,000), while a monitor
-// measures what a real deployment would notice:
+// `deno task stress [--quick] [--only=ROW|name,...] [--bare]`: every row of
+// issue 12's table ("Stay available under load"), one attack after another,
+// against a daemon started as a separate process at fleet scale (1,000
+// producers × 100 of 10,000 topics × 2 channels; --quick: 100 × 100 of 1,000),
+// while a monitor measures what a real deployment would notice:
 // - an emulated nsqd pings every 0.5 s with a 1 s deadline (nsqd's 15 s / 1 s,
 //   scaled down) and reconnects after a miss, as nsqd does;
-// - a new client GETs /ping every 50 ms, and /lookup of the monitor's topic
-//   every 250 ms (an answer without the monitor producer is "missing");
-// - /metrics gives the daemon's RSS every second.
-// Each attack is a row: worst /ping, missed PINGs, /lookup answers missing the
-// producer, RSS peak and after, and PASS or MISS against the targets
-// (/ping p100 < 100 ms, 0 missed PINGs, 0 missing, RSS peak within +150 MiB
-// of the row's start, and the attack's own checks). Exits 1 on any MISS.
+// - a client GETs /ping every 50 ms from a new connection, and another every
+//   50 ms on a keep-alive connection it keeps (reconnecting after a failure);
+// - /lookup of the monitor's topic every 250 ms (an answer without the
+//   monitor producer is "missing");
+// - /metrics gives the daemon's RSS every 250 ms.
+// Each attack is a row: worst /ping of each probe, missed PINGs, /lookup
+// answers missing the producer, RSS at the start, peak and after, and PASS or
+// MISS against the targets (/ping p100 < 100 ms, 0 missed PINGs, 0 missing,
+// RSS peak within +150 MiB of the row's start, and the attack's own checks,
+// e.g. 50/50 newcomers answered, RSS back within 10% after the cycles).
+// Exits 1 on any MISS. --quick shortens every attack and runs a tenth of the
+// cycles of rows 6 and 7 (it says so in the row's note); --bare starts the
+// daemon without the release's runtime flags.
 //
-// Traffic goes to loopback only; every attack is bounded in count and time and
-// cleans up after itself. Attacks that need many hosts use other 127.x source
-// addresses (node:net can bind one; Deno.connect cannot).
+// Traffic goes to loopback only; every attack is bounded in count and time,
+// stops by itself and cleans up after itself (what it registered is gone
+// before the next row). Attacks that need many hosts use other 127.x source
+// addresses (NetConn binds one; Deno.connect cannot). The monitor runs in a
+// Worker, so that the attack's client-side work does not show up as the
+// daemon's latency.
 //
-// Attacks are a list of `Attack` ({ name, run(target) }): run() drives the
-// attack for its duration and throws to report a failed check of its own.
+// Attacks are a list of `Attack` ({ name, run(target) }): the name starts
+// with the issue's row number ("6: ..."); run() drives the attack, returns a
+// note for the table and throws to report a failed check of its own.
 
-import net from "node:net";
 import {
   concat,
-  freePort,
   identifyCommand,
   mib,
   readFrame,
   sleep,
+  spawnDaemon,
+  type SpawnedDaemon,
   table,
   writeAll,
 } from "../tests/support/harness.ts";
+import { HttpConn, httpGet, type HttpRequest } from "../tests/support/http_client.ts";
+import { NetConn } from "../tests/support/net_conn.ts";
 import { writeStderr, writeStdout } from "../src/ops/logger.ts";
 import { RUNTIME_FLAGS } from "./compile_plan.ts";
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname);
 
 // ---------------------------------------------------------------- targets
 
 export const TARGET_PING_P100_MS = 100;
 export const TARGET_RSS_GROWTH_BYTES = 150 * 1024 * 1024;
+/**
+ * Rows 6 and 7: RSS after the cycles within this fraction of the row's start.
+ * (The issue also asks it of the heap, which the soak checks after a forced
+ * GC; here no GC can be forced in the daemon, and the heap in use swings by
+ * more than that with garbage not yet collected, so it is shown, not gated.)
+ */
+export const TARGET_FLAT = 0.1;
 const MONITOR_TOPIC = "stress_monitor";
 const MONITOR_ADDRESS = "stress-monitor";
 
@@ -62,130 +79,47 @@ export interface StressTarget {
   alive(): boolean;
   /** Source addresses to use as distinct hosts (127.0.1.x). */
   readonly hosts: readonly string[];
+  /**
+   * Names what the attack does from now on (register, query, disconnect...):
+   * a row that misses its /ping target says in which phase the worst came.
+   */
+  phase(name: string): Promise<void>;
 }
 
 export interface Attack {
+  /** Starts with the issue's row number: `6: ...`. */
   readonly name: string;
-  run(target: StressTarget): Promise<void>;
-}
-
-interface Daemon extends StressTarget {
-  /** SIGTERM (SIGKILL after `ms`); resolves with the exit code and the time it took. */
-  stop(ms?: number): Promise<{ code: number; elapsedMs: number }>;
+  /** Drives the attack; resolves with a note for the table, throws on a failed check. */
+  run(target: StressTarget): Promise<string | void>;
 }
 
 /** Runtime flags the daemon is started with: what the release binary carries, unless --bare. */
 let runtimeFlags: readonly string[] = RUNTIME_FLAGS;
 
-/**
- * `deno run main.ts` with the documented permissions and runtime flags on free
- * loopback ports. (harness.ts's spawnDaemon does not expose the pid, which
- * signals need.)
- */
-async function startDaemon(args: readonly string[], quick: boolean): Promise<Daemon> {
-  const tcpPort = freePort();
-  const httpPort = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-sys=hostname",
-      ...runtimeFlags,
-      `${ROOT}main.ts`,
-      `--tcp-address=127.0.0.1:${tcpPort}`,
-      `--http-address=127.0.0.1:${httpPort}`,
-      ...args,
-    ],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const lines: string[] = [];
-  const reading = (async () => {
-    let rest = "";
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-      rest += chunk;
-      for (let end = rest.indexOf("\n"); end !== -1; end = rest.indexOf("\n")) {
-        lines.push(rest.slice(0, end));
-        rest = rest.slice(end + 1);
-      }
-    }
-  })();
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
-  const url = `http://127.0.0.1:${httpPort}`;
-  const deadline = performance.now() + 20_000;
-  while ((await get(httpPort, "/ping").catch(() => undefined))?.body !== "OK") {
-    if (exited || performance.now() > deadline) {
-      throw new Error(`the daemon did not start:\n${lines.join("\n")}`);
-    }
-    await sleep(50);
-  }
-  let stopped: Promise<{ code: number; elapsedMs: number }> | undefined;
+/** The daemon with the release's runtime flags on free loopback ports. */
+function startDaemon(args: readonly string[]): Promise<SpawnedDaemon> {
+  return spawnDaemon(args, { ports: "free", runtimeFlags });
+}
+
+function targetOf(
+  daemon: SpawnedDaemon,
+  quick: boolean,
+  phase: (name: string) => Promise<void> = () => Promise.resolve(),
+): StressTarget {
   return {
-    tcpPort,
-    httpPort,
-    url,
-    pid: child.pid,
+    phase,
+    tcpPort: daemon.tcpPort,
+    httpPort: daemon.httpPort,
+    url: daemon.url,
+    pid: daemon.pid,
     quick,
-    lines,
-    alive: () => !exited,
+    lines: daemon.lines,
+    alive: daemon.alive,
     hosts: Array.from({ length: 24 }, (_, i) => `127.0.1.${i + 1}`),
-    stop: (ms = 10_000) => {
-      stopped ??= (async () => {
-        const started = performance.now();
-        if (!exited) child.kill("SIGTERM");
-        const timer = setTimeout(() => {
-          if (!exited) child.kill("SIGKILL");
-        }, ms);
-        const { code } = await status;
-        const elapsedMs = performance.now() - started;
-        clearTimeout(timer);
-        await reading;
-        return { code, elapsedMs };
-      })();
-      return stopped;
-    },
   };
 }
 
-// ---------------------------------------------------------------- plain clients
-
-/** One HTTP/1.1 request on a new connection (`Connection: close`); bounded by `ms`. */
-async function get(
-  port: number,
-  path: string,
-  ms = 5_000,
-): Promise<{ status: number; body: string }> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const timer = setTimeout(() => closeQuietly(conn), ms);
-  try {
-    await writeAll(
-      conn,
-      encoder.encode(`GET ${path} HTTP/1.1\r\nHost: stress\r\nConnection: close\r\n\r\n`),
-    );
-    const chunks: Uint8Array[] = [];
-    const buffer = new Uint8Array(64 * 1024);
-    for (;;) {
-      const n = await conn.read(buffer);
-      if (n === null) break;
-      chunks.push(buffer.slice(0, n));
-    }
-    const text = decoder.decode(concat(...chunks));
-    const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? NaN);
-    const body = text.slice(text.indexOf("\r\n\r\n") + 4);
-    if (Number.isNaN(status)) throw new Error(`no HTTP answer to ${path}`);
-    return { status, body };
-  } finally {
-    clearTimeout(timer);
-    closeQuietly(conn);
-  }
-}
+// ---------------------------------------------------------------- plumbing
 
 function closeQuietly(conn: { close(): void }): void {
   try {
@@ -195,80 +129,118 @@ function closeQuietly(conn: { close(): void }): void {
   }
 }
 
-/** A TCP connection from a chosen loopback source address, with framed reads. */
-export class NetConn {
-  readonly #socket: net.Socket;
-  #buffer = new Uint8Array(0);
-  #waiter: (() => void) | undefined;
-  #closed = false;
-  readonly closed: Promise<void>;
-
-  private constructor(socket: net.Socket) {
-    this.#socket = socket;
-    socket.on("data", (chunk: Uint8Array) => {
-      const merged = new Uint8Array(this.#buffer.length + chunk.length);
-      merged.set(this.#buffer);
-      merged.set(chunk, this.#buffer.length);
-      this.#buffer = merged;
-      this.#waiter?.();
-    });
-    socket.on("error", () => {});
-    this.closed = new Promise((resolve) =>
-      socket.on("close", () => {
-        this.#closed = true;
-        this.#waiter?.();
-        resolve();
-      })
-    );
+/** `promise`, or null once `ms` have passed (the timer never outlives it). */
+async function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
+}
 
-  /** Connects within `ms` (a full listen backlog drops SYNs: connect would retry for minutes). */
-  static open(localAddress: string, port: number, ms = 3_000): Promise<NetConn> {
-    return new Promise((resolve, reject) => {
-      const socket = net.createConnection({ host: "127.0.0.1", port, localAddress });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new Error("connect timed out"));
-      }, ms);
-      socket.once("connect", () => {
-        clearTimeout(timer);
-        resolve(new NetConn(socket));
-      });
-      socket.once("error", (error) => {
-        clearTimeout(timer);
-        reject(error);
-      });
-    });
-  }
+function seconds(target: StressTarget, full: number): number {
+  return (target.quick ? full / 2 : full) * 1000;
+}
 
-  get isClosed(): boolean {
-    return this.#closed;
-  }
+const count = (n: number): string => n.toLocaleString("en-US");
 
-  write(bytes: Uint8Array | string): Promise<void> {
-    return new Promise((resolve) => this.#socket.write(bytes, () => resolve()));
-  }
-
-  /** The next frame's payload, or null once the connection closed. */
-  async readFrame(): Promise<string | null> {
-    for (;;) {
-      if (this.#buffer.length >= 4) {
-        const size = new DataView(this.#buffer.buffer, this.#buffer.byteOffset).getUint32(0);
-        if (this.#buffer.length >= 4 + size) {
-          const payload = this.#buffer.slice(4, 4 + size);
-          this.#buffer = this.#buffer.slice(4 + size);
-          return decoder.decode(payload);
-        }
-      }
-      if (this.#closed) return null;
-      await new Promise<void>((resolve) => this.#waiter = resolve);
-      this.#waiter = undefined;
+/** The daemon's /metrics as `series → value`, or an empty map when it did not answer. */
+async function metrics(port: number): Promise<Map<string, number>> {
+  const values = new Map<string, number>();
+  try {
+    const { body } = await httpGet(port, "/metrics", 2_000);
+    for (const line of body.split("\n")) {
+      if (line === "" || line.startsWith("#")) continue;
+      const space = line.lastIndexOf(" ");
+      values.set(line.slice(0, space), Number(line.slice(space + 1)));
     }
+  } catch {
+    // busy or gone: no figures
   }
+  return values;
+}
 
-  close(): void {
-    this.#socket.destroy();
+async function readRss(port: number): Promise<number | undefined> {
+  return (await metrics(port)).get("process_resident_memory_bytes");
+}
+
+interface Memory {
+  rss: number;
+  heap: number;
+}
+
+/** RSS and V8 heap in use, the lowest of `samples` readings 200 ms apart (GC timing varies). */
+async function memoryLow(port: number, samples = 3): Promise<Memory> {
+  let low: Memory = { rss: Infinity, heap: Infinity };
+  for (let i = 0; i < samples; i++) {
+    if (i > 0) await sleep(200);
+    const m = await metrics(port);
+    low = {
+      rss: Math.min(low.rss, m.get("process_resident_memory_bytes") ?? Infinity),
+      heap: Math.min(low.heap, m.get("nsqlookupd_heap_used_bytes") ?? Infinity),
+    };
   }
+  return low;
+}
+
+/** Topic and channel registrations, as /metrics counts them. */
+async function registrations(port: number): Promise<{ topics: number; channels: number }> {
+  const m = await metrics(port);
+  return {
+    topics: m.get('nsqlookupd_registrations{category="topic"}') ?? NaN,
+    channels: m.get('nsqlookupd_registrations{category="channel"}') ?? NaN,
+  };
+}
+
+/** Waits (at most `ms`) until the registrations are back to `before`; throws naming what is left. */
+async function untilClean(
+  port: number,
+  before: { topics: number; channels: number },
+  ms = 15_000,
+): Promise<void> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    const now = await registrations(port);
+    if (now.topics === before.topics && now.channels === before.channels) return;
+    if (performance.now() > deadline) {
+      throw new Error(
+        `left behind: ${now.topics - before.topics} topic and ` +
+          `${now.channels - before.channels} channel registrations`,
+      );
+    }
+    await sleep(250);
+  }
+}
+
+/**
+ * Waits (at most `ms`) for RSS to come back within TARGET_FLAT of `start`:
+ * V8 gives memory back when its memory reducer runs, a few seconds after the
+ * work stops. The lowest readings seen, and how long it took.
+ */
+async function settleMemory(
+  port: number,
+  start: Memory,
+  ms = 15_000,
+): Promise<Memory & { waitedMs: number }> {
+  const began = performance.now();
+  let low: Memory = { rss: Infinity, heap: Infinity };
+  for (;;) {
+    const now = await memoryLow(port, 1);
+    low = { rss: Math.min(low.rss, now.rss), heap: Math.min(low.heap, now.heap) };
+    const waitedMs = performance.now() - began;
+    if (low.rss <= start.rss * (1 + TARGET_FLAT) || waitedMs > ms) return { ...low, waitedMs };
+    await sleep(500);
+  }
+}
+
+/** "RSS 90.1 → 92.0 MiB (+2.1%)" */
+function growth(what: string, start: number, after: number): string {
+  const percent = ((after / start - 1) * 100).toFixed(1);
+  return `${what} ${mib(start)} → ${mib(after)} (${after >= start ? "+" : ""}${percent}%)`;
 }
 
 function identifyBody(name: string): string {
@@ -281,11 +253,52 @@ function identifyBody(name: string): string {
   });
 }
 
+/**
+ * An nsqd from 127.0.0.1: magic, IDENTIFY as `name`, then `commands` as nsqd
+ * sends them when it connects, each waiting for the reply to the one before
+ * (`window` > 1: that many in flight); resolves once every reply came (and
+ * was OK), the connection open.
+ */
+async function registeredPeer(
+  port: number,
+  name: string,
+  commands: readonly string[],
+  window = 1,
+): Promise<NetConn> {
+  const peer = await NetConn.open("127.0.0.1", port);
+  try {
+    await peer.write(concat("  V1", identifyCommand(identifyBody(name))));
+    const identified = await withDeadline(peer.readFrame(), 5_000);
+    if (!identified?.startsWith("{")) throw new Error(`${name}: IDENTIFY answered ${identified}`);
+    for (let i = 0; i < commands.length; i += window) {
+      const some = commands.slice(i, i + window);
+      await peer.write(some.map((c) => c + "\n").join(""));
+      await expectOks(peer, some.length, name);
+    }
+    return peer;
+  } catch (error) {
+    peer.close();
+    throw error;
+  }
+}
+
+/** Reads `n` replies, each of which must be OK (within 30 s in all). */
+async function expectOks(peer: NetConn, n: number, what: string): Promise<void> {
+  const reading = (async (): Promise<string | undefined> => {
+    for (let i = 0; i < n; i++) {
+      const reply = await peer.readFrame();
+      if (reply !== "OK") return `reply ${i + 1} of ${n}: ${reply}`;
+    }
+    return undefined;
+  })();
+  const wrong = await withDeadline(reading, 30_000);
+  if (wrong !== undefined) throw new Error(`${what}: ${wrong ?? `not all ${n} replies in 30 s`}`);
+}
+
 // ---------------------------------------------------------------- the fleet
 
 interface Fleet {
   conns: Deno.TcpConn[];
-  topics: number;
   close(): void;
 }
 
@@ -304,11 +317,7 @@ async function registerFleet(port: number, producers: number, topics: number): P
       }
       await writeAll(
         conn,
-        concat(
-          encoder.encode("  V1"),
-          identifyCommand(identifyBody(`fleet-${index}`)),
-          encoder.encode(lines.join("")),
-        ),
+        concat("  V1", identifyCommand(identifyBody(`fleet-${index}`)), lines.join("")),
       );
       for (let k = 0; k <= lines.length; k++) {
         const reply = await readFrame(conn);
@@ -320,17 +329,28 @@ async function registerFleet(port: number, producers: number, topics: number): P
     });
     conns.push(...await Promise.all(batch));
   }
-  return { conns, topics, close: () => conns.forEach(closeQuietly) };
+  return { conns, close: () => conns.forEach(closeQuietly) };
 }
 
 // ---------------------------------------------------------------- the monitor
 
 interface Sample {
+  /** /ping from a new connection each time, ms (Infinity: failed). */
   pings: number[];
+  /** /ping on the kept keep-alive connection, ms (Infinity: failed). */
+  keptPings: number[];
   missedPings: number;
   lookupsMissing: number;
   rss: number[];
 }
+
+const emptySample = (): Sample => ({
+  pings: [],
+  keptPings: [],
+  missedPings: 0,
+  lookupsMissing: 0,
+  rss: [],
+});
 
 interface Ports {
   tcpPort: number;
@@ -344,10 +364,11 @@ interface Ports {
  */
 class Monitor {
   readonly #target: Ports;
-  #sample: Sample = { pings: [], missedPings: 0, lookupsMissing: 0, rss: [] };
+  #sample = emptySample();
   #running = true;
   #loops: Promise<void>[] = [];
   #conn: Deno.TcpConn | undefined;
+  #kept: HttpConn | undefined;
 
   constructor(target: Ports) {
     this.#target = target;
@@ -355,19 +376,26 @@ class Monitor {
 
   async start(): Promise<void> {
     await this.#connectProducer();
-    this.#loops = [this.#producerLoop(), this.#pingLoop(), this.#lookupLoop(), this.#rssLoop()];
+    this.#loops = [
+      this.#producerLoop(),
+      this.#pingLoop(),
+      this.#keptPingLoop(),
+      this.#lookupLoop(),
+      this.#rssLoop(),
+    ];
   }
 
   /** The figures since the last call. */
   take(): Sample {
     const sample = this.#sample;
-    this.#sample = { pings: [], missedPings: 0, lookupsMissing: 0, rss: [] };
+    this.#sample = emptySample();
     return sample;
   }
 
   async stop(): Promise<void> {
     this.#running = false;
     if (this.#conn !== undefined) closeQuietly(this.#conn);
+    this.#kept?.close();
     await Promise.all(this.#loops);
   }
 
@@ -377,9 +405,9 @@ class Monitor {
     await writeAll(
       conn,
       concat(
-        encoder.encode("  V1"),
+        "  V1",
         identifyCommand(identifyBody(MONITOR_ADDRESS)),
-        encoder.encode(`REGISTER ${MONITOR_TOPIC} c\n`),
+        `REGISTER ${MONITOR_TOPIC} c\n`,
       ),
     );
     const identified = await withDeadline(readFrame(conn), 1_000);
@@ -420,7 +448,7 @@ class Monitor {
     while (this.#running) {
       const started = performance.now();
       try {
-        const { body } = await get(this.#target.httpPort, "/ping");
+        const { body } = await httpGet(this.#target.httpPort, "/ping");
         this.#sample.pings.push(body === "OK" ? performance.now() - started : Infinity);
       } catch {
         this.#sample.pings.push(Infinity);
@@ -429,10 +457,35 @@ class Monitor {
     }
   }
 
+  /** /ping on a connection kept open, as a client with a connection pool asks. */
+  async #keptPingLoop(): Promise<void> {
+    while (this.#running) {
+      const started = performance.now();
+      let ms = Infinity;
+      try {
+        this.#kept ??= await HttpConn.open(this.#target.httpPort);
+        const answer = await withDeadline(this.#kept.request("GET", "/ping"), 2_000);
+        if (answer?.body === "OK") ms = performance.now() - started;
+      } catch {
+        // reset or closed: a failure, and a new connection next time
+      }
+      if (!this.#running) return;
+      this.#sample.keptPings.push(ms);
+      if (ms === Infinity) {
+        this.#kept?.close();
+        this.#kept = undefined;
+      }
+      await sleep(50);
+    }
+  }
+
   async #lookupLoop(): Promise<void> {
     while (this.#running) {
       try {
-        const { status, body } = await get(this.#target.httpPort, `/lookup?topic=${MONITOR_TOPIC}`);
+        const { status, body } = await httpGet(
+          this.#target.httpPort,
+          `/lookup?topic=${MONITOR_TOPIC}`,
+        );
         const found = status === 200 &&
           (JSON.parse(body) as { producers: { broadcast_address: string }[] }).producers.some(
             (p) => p.broadcast_address === MONITOR_ADDRESS,
@@ -449,9 +502,14 @@ class Monitor {
     while (this.#running) {
       const rss = await readRss(this.#target.httpPort);
       if (rss !== undefined) this.#sample.rss.push(rss);
-      await sleep(1_000);
+      await sleep(250);
     }
   }
+}
+
+/** What the load worker needs to keep the daemon busy (plain data: it crosses to a Worker). */
+interface LoadTarget extends Ports {
+  hosts: string[];
 }
 
 type MonitorRequest =
@@ -460,11 +518,6 @@ type MonitorRequest =
   | { kind: "stop" }
   | { kind: "load"; target: LoadTarget };
 
-/** What the load worker needs to flood the daemon (plain data: it crosses to a Worker). */
-interface LoadTarget extends Ports {
-  hosts: string[];
-  quick: boolean;
-}
 type MonitorReply =
   | { kind: "started" }
   | { kind: "sample"; sample: Sample }
@@ -515,9 +568,7 @@ class MonitorWorker {
 
   async take(): Promise<Sample> {
     const reply = await this.#ask({ kind: "take" });
-    return reply.kind === "sample"
-      ? reply.sample
-      : { pings: [], missedPings: 0, lookupsMissing: 0, rss: [] };
+    return reply.kind === "sample" ? reply.sample : emptySample();
   }
 
   async stop(): Promise<void> {
@@ -542,14 +593,11 @@ function serveMonitor(): void {
         scope.postMessage({ kind: "failed", message: String(error) });
       }
     } else if (data.kind === "load") {
-      // Busy until the daemon goes: TCP peers flooding, HTTP clients leaving answers unread.
+      // Busy until the daemon goes (see busyLoad).
       void busyLoad(data.target);
       scope.postMessage({ kind: "started" });
     } else if (data.kind === "take") {
-      scope.postMessage({
-        kind: "sample",
-        sample: monitor?.take() ?? { pings: [], missedPings: 0, lookupsMissing: 0, rss: [] },
-      });
+      scope.postMessage({ kind: "sample", sample: monitor?.take() ?? emptySample() });
     } else {
       await monitor?.stop();
       scope.postMessage({ kind: "stopped" });
@@ -557,38 +605,213 @@ function serveMonitor(): void {
   };
 }
 
-async function readRss(port: number): Promise<number | undefined> {
+// ---------------------------------------------------------------- HTTP attacks (rows 1, 2, 4, 13, 14)
+
+/** Reads and discards everything `conn` receives until it closes or `until` resolves. */
+async function discard(conn: Deno.Conn, until: Promise<unknown>): Promise<number> {
+  const buffer = new Uint8Array(256 * 1024);
+  let total = 0;
+  let done = false;
+  void until.then(() => {
+    done = true;
+    closeQuietly(conn);
+  });
   try {
-    const { body } = await get(port, "/metrics");
-    const line = body.split("\n").find((l) => l.startsWith("process_resident_memory_bytes "));
-    return line === undefined ? undefined : Number(line.split(" ")[1]);
+    while (!done) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      total += n;
+    }
   } catch {
-    return undefined;
+    // closed
   }
+  return total;
 }
 
-/** `promise`, or null once `ms` have passed (the timer never outlives it). */
-async function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T | null> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), ms)),
-    ]);
-  } finally {
-    clearTimeout(timer);
+/**
+ * One TCP packet holding 400 pipelined GET `path`, for `rounds` rounds of
+ * `ms` each (a new connection each), the answers read as fast as they come
+ * and discarded.
+ */
+async function pipelined(
+  target: StressTarget,
+  path: string,
+  { rounds = 3, ms = seconds(target, 3) } = {},
+): Promise<string> {
+  const packet = encoder.encode(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`.repeat(400));
+  let received = 0;
+  for (let round = 0; round < rounds; round++) {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: target.httpPort });
+    await writeAll(conn, packet);
+    received += await discard(conn, sleep(ms));
   }
+  return `${(packet.length / 1024).toFixed(1)} KiB packet; ${rounds} × ${ms / 1000} s, ${
+    mib(received)
+  } of answers read`;
 }
 
-// ---------------------------------------------------------------- TCP and process attacks
+export const pipelinedDebug: Attack = {
+  name: "1: one 13 KB packet of 400 pipelined GET /debug",
+  run: (target) => pipelined(target, "/debug"),
+};
 
-function seconds(target: StressTarget, full: number): number {
-  return (target.quick ? full / 2 : full) * 1000;
+/** Row 2's topic: ephemeral, as are its channels, so that the peer's disconnect removes them. */
+const WIDE_TOPIC = "stress_wide#ephemeral";
+
+export const pipelinedChannels: Attack = {
+  name: "2: the same with /channels of a topic of 5,000 channels",
+  async run(target): Promise<string> {
+    const before = await registrations(target.httpPort);
+    await target.phase("register");
+    const channels = Array.from(
+      { length: 5_000 },
+      (_, c) => `REGISTER ${WIDE_TOPIC} ch${c}#ephemeral`,
+    );
+    const peer = await registeredPeer(target.tcpPort, "stress-wide", channels);
+    let note: string;
+    try {
+      await target.phase("pipelined");
+      note = await pipelined(target, `/channels?topic=${encodeURIComponent(WIDE_TOPIC)}`);
+    } finally {
+      await target.phase("disconnect");
+      peer.close();
+    }
+    await untilClean(target.httpPort, before);
+    return note;
+  },
+};
+
+/**
+ * Opens `n` connections from `hosts`, 50 every 100 ms: an attack that builds
+ * up over seconds. (A burst of a thousand connects is another attack: Deno
+ * accepts one connection per event-loop turn, so a newcomer behind such a
+ * burst waits in the kernel's accept queue.)
+ */
+async function openAttackers(
+  port: number,
+  n: number,
+  hosts: readonly string[],
+): Promise<NetConn[]> {
+  const conns: NetConn[] = [];
+  for (let i = 0; i < n; i += 50) {
+    const batch = [];
+    for (let j = i; j < Math.min(n, i + 50); j++) {
+      batch.push(NetConn.open(hosts[j % hosts.length], port).catch(() => undefined));
+    }
+    for (const conn of await Promise.all(batch)) if (conn !== undefined) conns.push(conn);
+    await sleep(100);
+  }
+  return conns;
 }
+
+async function closeAll(conns: readonly NetConn[]): Promise<void> {
+  for (const conn of conns) conn.close();
+  await Promise.all(conns.map((conn) => conn.closed));
+}
+
+export const slowloris: Attack = {
+  name: "4: 1,100 HTTP connections sending their heads at 1 byte/s (slowloris)",
+  async run(target): Promise<string> {
+    const conns = await openAttackers(target.httpPort, 1_100, target.hosts.slice(0, 8));
+    const head = "GET /ping HTTP/1.1\r\nHost: x\r\nX-Slow: " + "a".repeat(64);
+    const ticks = seconds(target, 8) / 1000;
+    for (let i = 0; i < ticks; i++) {
+      for (const conn of conns) if (!conn.isClosed) void conn.write(head[i % head.length]);
+      await sleep(1_000);
+    }
+    const closed = conns.filter((conn) => conn.isClosed).length;
+    await closeAll(conns);
+    return `${count(conns.length)} for ${ticks} s, ${count(closed)} closed by the daemon`;
+  },
+};
+
+export const unsentBodies: Attack = {
+  name: "4: 1,100 HTTP connections announcing bodies they never send",
+  async run(target): Promise<string> {
+    const conns = await openAttackers(target.httpPort, 1_100, target.hosts.slice(0, 8));
+    for (const conn of conns) {
+      void conn.write(
+        "POST /topic/create?topic=never HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n",
+      );
+    }
+    await sleep(seconds(target, 8));
+    const closed = conns.filter((conn) => conn.isClosed).length;
+    await closeAll(conns);
+    return `${count(conns.length)} held, ${count(closed)} closed by the daemon`;
+  },
+};
+
+export const idleThenNewcomers: Attack = {
+  name: "13: 1,024 idle keep-alive connections, then 50 new clients",
+  async run(target): Promise<string> {
+    // 4 hosts × 256: each host at its share (25 %) of the HTTP cap, the cap full.
+    const conns = await openAttackers(target.httpPort, 1_024, target.hosts.slice(0, 4));
+    await Promise.all(conns.map(async (conn) => {
+      await conn.write("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n");
+      await withDeadline(conn.waitForBytes(), 5_000);
+    }));
+    await sleep(500); // they are idle now
+    const answers = await Promise.all(
+      Array.from(
+        { length: 50 },
+        () => httpGet(target.httpPort, "/ping", 5_000).catch(() => undefined),
+      ),
+    );
+    const answered = answers.filter((answer) => answer?.body === "OK").length;
+    const closed = conns.filter((conn) => conn.isClosed).length;
+    await closeAll(conns);
+    const note = `${count(conns.length)} idle held; newcomers answered ${answered}/50; ` +
+      `${closed} idle closed to make room`;
+    if (answered !== 50) throw new Error(note);
+    return note;
+  },
+};
+
+export const garbage: Attack = {
+  name: "14: unparseable bytes on the HTTP port (400 at once, the slot released)",
+  async run(target): Promise<string> {
+    // The first bytes of a TLS ClientHello: cannot start a request line.
+    const hello = new Uint8Array([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03]);
+    const one = async (): Promise<{ ms: number; answer: string }> => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: target.httpPort });
+      const started = performance.now();
+      try {
+        await writeAll(conn, hello);
+        let answer = "";
+        const buffer = new Uint8Array(4096);
+        const reading = (async (): Promise<void> => {
+          for (;;) {
+            const n = await conn.read(buffer).catch(() => null);
+            if (n === null) return;
+            answer += new TextDecoder().decode(buffer.subarray(0, n));
+          }
+        })();
+        const ended = await withDeadline(reading, 15_000);
+        return { ms: ended === null ? Infinity : performance.now() - started, answer };
+      } finally {
+        closeQuietly(conn);
+      }
+    };
+    const held: Promise<{ ms: number; answer: string }>[] = [];
+    for (let tick = 0; tick < seconds(target, 3) / 50; tick++) {
+      for (let i = 0; i < 10; i++) held.push(one());
+      await sleep(50);
+    }
+    const results = await Promise.all(held);
+    const worst = Math.max(...results.map((r) => r.ms));
+    const not400 = results.filter((r) => !r.answer.startsWith("HTTP/1.1 400 ")).length;
+    const note = `${results.length} connections; slot held ${worst.toFixed(0)} ms at worst; ` +
+      `${not400} without a 400`;
+    if (worst >= 1_000 || not400 > 0) throw new Error(note);
+    return note;
+  },
+};
+
+// ---------------------------------------------------------------- TCP and process attacks (rows 3, 5, 9, 10, 12, 15)
 
 /** Peers that IDENTIFY, then pipeline PING and REGISTER without ever reading a reply. */
 export const pipelineFlood: Attack = {
-  name: "50 TCP peers pipelining PING/REGISTER, never reading",
+  name: "3: 50 TCP peers pipelining PING/REGISTER, never reading",
   async run(target): Promise<void> {
     const chunk = encoder.encode("PING\nREGISTER flood_topic flood_channel\n".repeat(2_000));
     const until = performance.now() + seconds(target, 10);
@@ -599,9 +822,7 @@ export const pipelineFlood: Attack = {
       ),
     );
     await Promise.all(peers.map(async (peer, i) => {
-      await peer.write(
-        concat(encoder.encode("  V1"), identifyCommand(identifyBody(`flood-${i}`))),
-      );
+      await peer.write(concat("  V1", identifyCommand(identifyBody(`flood-${i}`))));
       // One chunk in flight at a time: its write completes once the kernel took it,
       // so it stays pending when the daemon stops reading (and nothing piles up here).
       let inFlight: Promise<void> | undefined;
@@ -610,14 +831,13 @@ export const pipelineFlood: Attack = {
         await withDeadline(inFlight, 250);
       }
     }));
-    for (const peer of peers) peer.close();
-    await Promise.all(peers.map((peer) => peer.closed));
+    await closeAll(peers);
   },
 };
 
 /** 16,500 connections that never send a byte, spread over hosts; then a new nsqd registers. */
 export const silentConnections: Attack = {
-  name: "16,500 silent TCP connections, then a new nsqd",
+  name: "5: 16,500 silent TCP connections, then a new nsqd",
   async run(target): Promise<void> {
     const total = 16_500;
     const until = performance.now() + seconds(target, 12);
@@ -640,20 +860,22 @@ export const silentConnections: Attack = {
       }
     };
     const holders: Promise<void>[] = [];
+    await target.phase("open");
     for (let i = 0; i < total; i += 500) {
       for (let j = i; j < Math.min(total, i + 500); j++) holders.push(openOne(j));
       await sleep(100);
     }
     await sleep(1_000);
     // A new nsqd arrives while the attacker holds (or churns) every slot it can.
+    await target.phase("hold, new nsqd");
     const newcomer = await Deno.connect({ hostname: "127.0.0.1", port: target.tcpPort });
     try {
       await writeAll(
         newcomer,
         concat(
-          encoder.encode("  V1"),
+          "  V1",
           identifyCommand(identifyBody("stress-newcomer")),
-          encoder.encode("REGISTER stress_newcomer c\n"),
+          "REGISTER stress_newcomer c\n",
         ),
       );
       const identified = await withDeadline(readFrame(newcomer), 2_000);
@@ -661,12 +883,13 @@ export const silentConnections: Attack = {
       if (!identified?.startsWith("{") || registered !== "OK") {
         throw new Error(`the new nsqd was not served: ${identified} / ${registered}`);
       }
-      const { status, body } = await get(target.httpPort, "/lookup?topic=stress_newcomer");
+      const { status, body } = await httpGet(target.httpPort, "/lookup?topic=stress_newcomer");
       if (status !== 200 || !body.includes('"stress-newcomer"')) {
         throw new Error(`the new nsqd is not in /lookup: ${status} ${body.slice(0, 200)}`);
       }
       while (performance.now() < until) await sleep(200);
     } finally {
+      await target.phase("close");
       closeQuietly(newcomer);
       stop = true;
       for (const conn of held) conn.close();
@@ -678,7 +901,7 @@ export const silentConnections: Attack = {
 
 /** Signals whose default action would end a Deno process, sent to the running daemon. */
 export const straySignals: Attack = {
-  name: "SIGUSR2 SIGALRM SIGVTALRM SIGPROF SIGXCPU SIGIO SIGHUP SIGPIPE",
+  name: "9: SIGUSR2 SIGALRM SIGVTALRM SIGPROF SIGXCPU SIGIO (and SIGHUP SIGPIPE)",
   async run(target): Promise<void> {
     for (
       const signal of [
@@ -704,7 +927,7 @@ export const straySignals: Attack = {
 /** Whether a debugger answers on 127.0.0.1:9229 for `pid`. */
 async function debuggerFor(pid: number): Promise<boolean> {
   try {
-    const { body } = await get(9229, "/json/list", 2_000);
+    const { body } = await httpGet(9229, "/json/list", 2_000);
     return body.includes(`[pid: ${pid}]`);
   } catch {
     return false;
@@ -713,9 +936,9 @@ async function debuggerFor(pid: number): Promise<boolean> {
 
 /** SIGUSR1 to a daemon in its first half second, and to the fleet daemon. */
 export const sigusr1: Attack = {
-  name: "SIGUSR1 (early, and later: debugger?)",
+  name: "10: SIGUSR1 (early, and later): no debugger on 9229, still serving",
   async run(target): Promise<void> {
-    const fresh = await startDaemon(["--log-level=warn"], true);
+    const fresh = await startDaemon(["--log-level=warn"]);
     try {
       Deno.kill(fresh.pid, "SIGUSR1");
       await sleep(1_000);
@@ -734,12 +957,15 @@ export const sigusr1: Attack = {
         }`,
       );
     }
+    if ((await httpGet(target.httpPort, "/ping")).body !== "OK") {
+      throw new Error("/ping failed after SIGUSR1");
+    }
   },
 };
 
 /** IDENTIFY bodies nested deep inside an ignored member. */
 export const deepIdentify: Attack = {
-  name: "IDENTIFY nested 4,000 and 20,000 deep",
+  name: "15: IDENTIFY nested 4,000 deep in an ignored member (and 20,000)",
   async run(target): Promise<void> {
     const fields = '"broadcast_address":"deep","tcp_port":1,"http_port":2,"version":"1"';
     for (const [depth, expected] of [[4_000, "{"], [20_000, "E_BAD_BODY"]] as const) {
@@ -747,7 +973,7 @@ export const deepIdentify: Attack = {
         const conn = await Deno.connect({ hostname: "127.0.0.1", port: target.tcpPort });
         try {
           const body = `{"x":${"[".repeat(depth)}${"]".repeat(depth)},${fields}}`;
-          await writeAll(conn, concat(encoder.encode("  V1"), identifyCommand(body)));
+          await writeAll(conn, concat("  V1", identifyCommand(body)));
           const reply = await withDeadline(readFrame(conn), 2_000);
           // Like Go's encoding/json: accepted up to 10,000 levels, an error frame beyond.
           if (reply === null || !reply.startsWith(expected)) {
@@ -763,81 +989,275 @@ export const deepIdentify: Attack = {
 
 /** Line breaks and controls in what clients send, against a daemon logging at INFO. */
 export const logForgery: Attack = {
-  name: "%0a in a request path, \\n in IDENTIFY fields (log forgery)",
+  name: "12: %0a in a request path, \\n in IDENTIFY fields (log forgery)",
   async run(): Promise<void> {
-    const logging = await startDaemon(["--log-level=info"], true);
+    const logging = await startDaemon(["--log-level=info"]);
     const forged = "[nsqlookupd] 2026/01/01 00:00:00.000000 INFO: forged";
+    let lines: readonly string[];
     try {
-      await get(logging.httpPort, `/ping%0a${encodeURIComponent(forged)}`);
-      await get(logging.httpPort, `/x%0d%0a${encodeURIComponent(forged)}%e2%80%a8`);
+      await httpGet(logging.httpPort, `/ping%0a${encodeURIComponent(forged)}`);
+      await httpGet(logging.httpPort, `/x%0d%0a${encodeURIComponent(forged)}%e2%80%a8`);
       const conn = await Deno.connect({ hostname: "127.0.0.1", port: logging.tcpPort });
-      await writeAll(
-        conn,
-        concat(encoder.encode("  V1"), identifyCommand(identifyBody(`a\n${forged}`))),
-      );
+      await writeAll(conn, concat("  V1", identifyCommand(identifyBody(`a\n${forged}`))));
       await withDeadline(readFrame(conn), 2_000);
       closeQuietly(conn);
       await sleep(300);
     } finally {
-      await logging.stop();
+      lines = (await logging.stop()).lines;
     }
     const line = /^\[nsqlookupd\] \d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d\.\d{6} [A-Z]+: /;
     // deno-lint-ignore no-control-regex
-    const bad = logging.lines.filter((l) => !line.test(l) || /[\x00-\x1f\u2028\u2029]/.test(l));
+    const bad = lines.filter((l) => !line.test(l) || /[\x00-\x1f\u2028\u2029]/.test(l));
     if (bad.length > 0) {
       throw new Error(`forged or unsafe log lines: ${JSON.stringify(bad.slice(0, 3))}`);
     }
   },
 };
 
-/** The TCP and process rows of issue 12, in the order they run (SIGTERM is always last). */
-export const TCP_ATTACKS: readonly Attack[] = [
-  pipelineFlood,
-  silentConnections,
-  deepIdentify,
-  straySignals,
-  sigusr1,
-  logForgery,
-];
+// ---------------------------------------------------------------- churn and size (rows 6, 7, 8)
 
-/** Last: SIGTERM while peers flood and HTTP clients leave answers unread; must exit 0 within 5 s. */
-/** TCP peers flooding and HTTP clients pipelining without reading, until the daemon goes. */
-async function busyLoad(target: LoadTarget): Promise<void> {
-  const request = encoder.encode("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n".repeat(100_000));
-  for (let i = 0; i < 10; i++) {
+/** Checks RSS came back within TARGET_FLAT of `start`; the note (heap too), or throws it. */
+async function expectFlat(port: number, start: Memory, what: string): Promise<string> {
+  const after = await settleMemory(port, start);
+  const note = `${what}; ${growth("RSS", start.rss, after.rss)}, ${
+    growth("heap", start.heap, after.heap)
+  } after ${(after.waitedMs / 1000).toFixed(1)} s`;
+  if (!(after.rss <= start.rss * (1 + TARGET_FLAT))) {
+    throw new Error(`RSS not back within ${TARGET_FLAT * 100}%: ${note}`);
+  }
+  return note;
+}
+
+/** Runs `batches` on `connections` keep-alive connections, each taking the next batch. */
+async function onConnections(
+  port: number,
+  connections: number,
+  batches: number,
+  run: (conn: HttpConn, batch: number) => Promise<void>,
+): Promise<void> {
+  const conns = await Promise.all(Array.from({ length: connections }, () => HttpConn.open(port)));
+  let next = 0;
+  try {
+    await Promise.all(conns.map(async (conn) => {
+      while (next < batches) await run(conn, next++);
+    }));
+  } finally {
+    for (const conn of conns) conn.close();
+  }
+}
+
+/** Row 6's batch: this many cycles pipelined on one connection (3 requests each). */
+const CYCLE_BATCH = 100;
+
+export const topicCycles: Attack = {
+  name: "6: 300,000 cycles of topic create, /lookup, delete (HTTP)",
+  async run(target): Promise<string> {
+    const cycles = target.quick ? 30_000 : 300_000;
+    const start = await memoryLow(target.httpPort);
+    const before = await registrations(target.httpPort);
+    await target.phase("cycles");
+    const began = performance.now();
+    await onConnections(target.httpPort, 4, cycles / CYCLE_BATCH, async (conn, batch) => {
+      const requests: HttpRequest[] = [];
+      for (let i = batch * CYCLE_BATCH; i < (batch + 1) * CYCLE_BATCH; i++) {
+        const topic = `stress_cycle_${i}`;
+        requests.push(
+          { method: "POST", path: `/topic/create?topic=${topic}` },
+          { method: "GET", path: `/lookup?topic=${topic}` },
+          { method: "POST", path: `/topic/delete?topic=${topic}` },
+        );
+      }
+      const answers = await conn.pipeline(requests);
+      answers.forEach((answer, i) => {
+        const expected = i % 3 === 1 ? '{"channels":[],"producers":[]}' : "";
+        if (answer.status !== 200 || answer.body !== expected) {
+          throw new Error(
+            `${requests[i].method} ${requests[i].path}: ${answer.status} ${
+              answer.body.slice(0, 100)
+            }`,
+          );
+        }
+      });
+    });
+    const rate = cycles / ((performance.now() - began) / 1000);
+    await target.phase("settle");
+    await untilClean(target.httpPort, before);
+    const gone = await httpGet(target.httpPort, "/lookup?topic=stress_cycle_0");
+    if (gone.status !== 404) throw new Error(`a deleted topic answers /lookup ${gone.status}`);
+    return await expectFlat(
+      target.httpPort,
+      start,
+      `${count(cycles)} cycles${target.quick ? " (--quick: a tenth)" : ""}, ${
+        count(Math.round(rate))
+      }/s, nothing left`,
+    );
+  },
+};
+
+/** Row 7's batch: this many cycles at a time (REGISTERs pipelined, then lookups, then UNREGISTERs). */
+const EPHEMERAL_BATCH = 500;
+
+export const ephemeralCycles: Attack = {
+  name: "7: 150,000 cycles of ephemeral REGISTER, /lookup, UNREGISTER (one nsqd)",
+  async run(target): Promise<string> {
+    const cycles = target.quick ? 15_000 : 150_000;
+    const start = await memoryLow(target.httpPort);
+    const before = await registrations(target.httpPort);
+    await target.phase("cycles");
+    const peer = await registeredPeer(target.tcpPort, "stress-ephemeral", []);
+    const http = await Promise.all(Array.from({ length: 4 }, () => HttpConn.open(target.httpPort)));
+    const began = performance.now();
     try {
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port: target.httpPort });
-      writeAll(conn, request).catch(() => {}).finally(() => closeQuietly(conn));
-    } catch {
-      // the daemon is gone
+      for (let first = 0; first < cycles; first += EPHEMERAL_BATCH) {
+        // The channel is ephemeral too: UNREGISTER of a plain channel keeps its
+        // registration without producers (as the Go daemon does).
+        const topics = Array.from(
+          { length: Math.min(EPHEMERAL_BATCH, cycles - first) },
+          (_, i) => `stress_eph_${first + i}#ephemeral`,
+        );
+        await peer.write(topics.map((t) => `REGISTER ${t} c#ephemeral\n`).join(""));
+        await expectOks(peer, topics.length, "REGISTER");
+        await Promise.all(http.map(async (conn, c) => {
+          const mine = topics.filter((_, i) => i % http.length === c);
+          const answers = await conn.pipeline(
+            mine.map((t) => ({ method: "GET", path: `/lookup?topic=${encodeURIComponent(t)}` })),
+          );
+          answers.forEach((answer, i) => {
+            if (answer.status !== 200 || !answer.body.includes('"stress-ephemeral"')) {
+              throw new Error(`/lookup ${mine[i]}: ${answer.status} ${answer.body.slice(0, 100)}`);
+            }
+          });
+        }));
+        await peer.write(
+          topics.map((t) => `UNREGISTER ${t} c#ephemeral\nUNREGISTER ${t}\n`).join(""),
+        );
+        await expectOks(peer, topics.length * 2, "UNREGISTER");
+      }
+    } finally {
+      peer.close();
+      for (const conn of http) conn.close();
+    }
+    const rate = cycles / ((performance.now() - began) / 1000);
+    await target.phase("settle");
+    await untilClean(target.httpPort, before);
+    return await expectFlat(
+      target.httpPort,
+      start,
+      `${count(cycles)} cycles${target.quick ? " (--quick: a tenth)" : ""}, ${
+        count(Math.round(rate))
+      }/s, nothing left`,
+    );
+  },
+};
+
+export const debugAtScale: Attack = {
+  name: "8: GET /debug at 100,000 topics, 3 at once",
+  async run(target): Promise<string> {
+    const TOPICS = 100_000;
+    const PEERS = 4;
+    const rounds = target.quick ? 1 : 2;
+    const rssStart = (await readRss(target.httpPort)) ?? NaN;
+    const before = await registrations(target.httpPort);
+    // Ephemeral topics: the peers' disconnect removes them.
+    await target.phase("register");
+    const peers = await Promise.all(Array.from({ length: PEERS }, (_, p) =>
+      registeredPeer(
+        target.tcpPort,
+        `stress-many-${p}`,
+        Array.from(
+          { length: TOPICS / PEERS },
+          (_, i) => `REGISTER stress_many_${p * (TOPICS / PEERS) + i}#ephemeral`,
+        ),
+      )));
+    let note: string;
+    try {
+      const rssRegistered = (await readRss(target.httpPort)) ?? NaN;
+      await target.phase("3 × /debug");
+      const answers = await Promise.all(Array.from({ length: 3 }, async () => {
+        const conn = await HttpConn.open(target.httpPort);
+        try {
+          const got: { status: number; bytes: number; ms: number }[] = [];
+          for (let r = 0; r < rounds; r++) {
+            const started = performance.now();
+            const answer = await withDeadline(
+              conn.request("GET", "/debug", { discard: true }),
+              120_000,
+            );
+            if (answer === null) throw new Error("a /debug took longer than 120 s");
+            got.push({ ...answer, ms: performance.now() - started });
+          }
+          return got;
+        } finally {
+          conn.close();
+        }
+      }));
+      const all = answers.flat();
+      const failed = all.filter((a) => a.status !== 200);
+      if (failed.length > 0) throw new Error(`/debug answered ${failed[0].status}`);
+      note = `${count(TOPICS)} topics registered: RSS +${
+        mib(rssRegistered - rssStart)
+      }; ${all.length} × /debug of ${mib(all[0].bytes)}, slowest ${
+        (Math.max(...all.map((a) => a.ms)) / 1000).toFixed(1)
+      } s`;
+    } finally {
+      await target.phase("disconnect");
+      for (const peer of peers) peer.close();
+    }
+    await untilClean(target.httpPort, before, 30_000);
+    return note;
+  },
+};
+
+// ---------------------------------------------------------------- SIGTERM (row 11)
+
+/**
+ * Keeps the daemon busy until it goes: TCP peers flooding without reading,
+ * HTTP clients pipelining /ping and /debug (reading /debug as fast as it
+ * comes), slow heads holding slots.
+ */
+async function busyLoad(target: LoadTarget): Promise<void> {
+  const never = new Promise<void>(() => {});
+  const pings = encoder.encode("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n".repeat(100_000));
+  const debugs = encoder.encode("GET /debug HTTP/1.1\r\nHost: x\r\n\r\n".repeat(200));
+  const connect = (): Promise<Deno.TcpConn | undefined> =>
+    Deno.connect({ hostname: "127.0.0.1", port: target.httpPort }).catch(() => undefined);
+  for (let i = 0; i < 10; i++) {
+    const conn = await connect();
+    if (conn !== undefined) {
+      writeAll(conn, pings).catch(() => {}).finally(() => closeQuietly(conn));
     }
   }
-  await pipelineFlood.run({
+  for (let i = 0; i < 20; i++) {
+    const conn = await connect();
+    if (conn !== undefined) {
+      writeAll(conn, debugs).then(() => discard(conn, never)).catch(() => closeQuietly(conn));
+    }
+  }
+  for (const conn of await openAttackers(target.httpPort, 200, target.hosts.slice(8, 12))) {
+    void conn.write("GET /ping HTTP/1.1\r\n");
+  }
+  const stressTarget: StressTarget = {
     ...target,
     url: "",
     pid: 0,
     lines: [],
     alive: () => true,
     quick: false,
-  }).catch(() => {});
+    phase: () => Promise.resolve(),
+  };
+  await pipelineFlood.run(stressTarget).catch(() => {});
 }
 
 /**
- * Last: SIGTERM while TCP peers flood and HTTP answers go unread; must exit 0
- * within 5 s. The load comes from a Worker, so that this thread measures the
- * exit, not its own backlog of work.
+ * Last: SIGTERM while busy; must exit 0 within 5 s. The load comes from a
+ * Worker, so that this thread measures the exit, not its own backlog of work.
  */
-async function sigtermWhileBusy(target: Daemon): Promise<string> {
+async function sigtermWhileBusy(daemon: SpawnedDaemon, hosts: readonly string[]): Promise<string> {
   const load = new MonitorWorker();
   try {
-    await load.load({
-      tcpPort: target.tcpPort,
-      httpPort: target.httpPort,
-      hosts: [...target.hosts],
-      quick: target.quick,
-    });
+    await load.load({ tcpPort: daemon.tcpPort, httpPort: daemon.httpPort, hosts: [...hosts] });
     await sleep(2_000);
-    const { code, elapsedMs } = await target.stop();
+    const { code, elapsedMs } = await daemon.stop("SIGTERM", 10_000);
     if (code !== 0 || elapsedMs >= 5_000) {
       throw new Error(`exit ${code} ${(elapsedMs / 1000).toFixed(1)} s after SIGTERM`);
     }
@@ -847,11 +1267,37 @@ async function sigtermWhileBusy(target: Daemon): Promise<string> {
   }
 }
 
+const SIGTERM_ROW = "11: SIGTERM while TCP peers flood, HTTP answers go unread, /debug streams";
+
 // ---------------------------------------------------------------- the run
+
+/**
+ * Every row of the issue's table, in the order they run: HTTP first, then the
+ * churn rows on a daemon not yet swollen by the connection storm, then the
+ * storm and the process rows; SIGTERM (row 11) always comes last.
+ */
+export const ATTACKS: readonly Attack[] = [
+  pipelinedDebug,
+  pipelinedChannels,
+  pipelineFlood,
+  slowloris,
+  unsentBodies,
+  idleThenNewcomers,
+  garbage,
+  topicCycles,
+  ephemeralCycles,
+  debugAtScale,
+  silentConnections,
+  deepIdentify,
+  straySignals,
+  sigusr1,
+  logForgery,
+];
 
 interface Row {
   name: string;
   worstPing: number;
+  worstKeptPing: number;
   missedPings: number;
   lookupsMissing: number;
   rssStart: number;
@@ -859,14 +1305,39 @@ interface Row {
   rssAfter: number;
   misses: string[];
   note: string;
+  /** Worst /ping of each phase the attack named, shown with a MISS. */
+  phases: string;
 }
+
+const worst = (values: readonly number[]): number =>
+  values.length === 0 ? NaN : Math.max(...values);
+
+function merge(samples: readonly Sample[]): Sample {
+  return {
+    pings: samples.flatMap((s) => s.pings),
+    keptPings: samples.flatMap((s) => s.keptPings),
+    missedPings: samples.reduce((n, s) => n + s.missedPings, 0),
+    lookupsMissing: samples.reduce((n, s) => n + s.lookupsMissing, 0),
+    rss: samples.flatMap((s) => s.rss),
+  };
+}
+
+/** "register 12.0 ms, /debug 230.1 ms, ..." (the worse of both probes). */
+function phaseFigures(phases: readonly { name: string; sample: Sample }[]): string {
+  return phases.map(({ name, sample }) =>
+    `${name} ${showMs(worst([...sample.pings, ...sample.keptPings]))}`
+  ).join(", ");
+}
+
+const showMs = (value: number): string =>
+  Number.isNaN(value) ? "-" : value === Infinity ? "timeout" : `${value.toFixed(1)} ms`;
 
 function verdict(row: Row): string[] {
   const misses = [...row.misses];
-  if (!Number.isNaN(row.worstPing) && !(row.worstPing < TARGET_PING_P100_MS)) {
-    misses.push(
-      `/ping p100 ${row.worstPing === Infinity ? "timeout" : `${row.worstPing.toFixed(0)} ms`}`,
-    );
+  for (const [what, value] of [["new", row.worstPing], ["kept", row.worstKeptPing]] as const) {
+    if (!Number.isNaN(value) && !(value < TARGET_PING_P100_MS)) {
+      misses.push(`/ping (${what}) p100 ${value === Infinity ? "timeout" : showMs(value)}`);
+    }
   }
   if (row.missedPings > 0) misses.push(`${row.missedPings} producer PINGs missed`);
   if (row.lookupsMissing > 0) {
@@ -875,7 +1346,17 @@ function verdict(row: Row): string[] {
   if (row.rssPeak - row.rssStart > TARGET_RSS_GROWTH_BYTES) {
     misses.push(`RSS +${mib(row.rssPeak - row.rssStart)}`);
   }
+  if (misses.length > row.misses.length && row.phases !== "") {
+    misses.push(`worst /ping by phase: ${row.phases}`);
+  }
   return misses;
+}
+
+/** Whether `--only` selects the attack: a row number (`6`, or `4` for both of row 4) or a word. */
+function selected(name: string, only: readonly string[] | undefined): boolean {
+  if (only === undefined) return true;
+  const row = name.slice(0, name.indexOf(":"));
+  return only.some((o) => /^\d+$/.test(o) ? row === o : name.includes(o));
 }
 
 export async function runStress(options: {
@@ -885,12 +1366,11 @@ export async function runStress(options: {
   log?: (text: string) => void;
 }): Promise<{ rows: Row[]; misses: number }> {
   const log = options.log ?? (() => {});
-  const attacks = (options.attacks ?? TCP_ATTACKS).filter((attack) =>
-    options.only === undefined || options.only.some((o) => attack.name.includes(o))
-  );
+  const attacks = (options.attacks ?? ATTACKS).filter((a) => selected(a.name, options.only));
   const producers = options.quick ? 100 : 1_000;
   const topics = options.quick ? 1_000 : 10_000;
-  const daemon = await startDaemon(["--log-level=warn"], options.quick);
+  const daemon = await startDaemon(["--log-level=warn"]);
+  const target = targetOf(daemon, options.quick);
   const rows: Row[] = [];
   let fleet: Fleet | undefined;
   let monitor: MonitorWorker | undefined;
@@ -903,70 +1383,76 @@ export async function runStress(options: {
     await monitor.start({ tcpPort: daemon.tcpPort, httpPort: daemon.httpPort });
     await sleep(2_000);
     await monitor.take();
-    const runOne = async (name: string, run: () => Promise<string>): Promise<void> => {
-      log(`attack: ${name}`);
+    for (const attack of attacks) {
+      if (!daemon.alive()) break;
+      log(`attack ${attack.name}`);
+      const began = performance.now();
       const rssStart = (await readRss(daemon.httpPort)) ?? NaN;
-      await monitor!.take();
+      await monitor.take();
       const misses: string[] = [];
       let note = "";
+      const phases: { name: string; sample: Sample }[] = [];
+      let current = "attack";
+      const phase = async (name: string): Promise<void> => {
+        phases.push({ name: current, sample: await monitor!.take() });
+        current = name;
+        log(`  ${name}`);
+      };
       try {
-        note = await run();
+        note = (await attack.run(targetOf(daemon, options.quick, phase))) ?? "";
       } catch (error) {
         misses.push(error instanceof Error ? error.message : String(error));
       }
-      const during = await monitor!.take();
+      phases.push({ name: current, sample: await monitor.take() });
       await sleep(3_000);
-      const settle = await monitor!.take();
+      phases.push({ name: "3 s after", sample: await monitor.take() });
       const rssAfter = daemon.alive() ? (await readRss(daemon.httpPort)) ?? NaN : NaN;
-      const all = [...during.pings, ...settle.pings];
-      rows.push({
-        name,
-        worstPing: all.length === 0 ? NaN : Math.max(...all),
-        missedPings: during.missedPings + settle.missedPings,
-        lookupsMissing: during.lookupsMissing + settle.lookupsMissing,
+      log(`  ${((performance.now() - began) / 1000).toFixed(1)} s`);
+      const all = merge(phases.map((p) => p.sample));
+      const row: Row = {
+        name: attack.name,
+        worstPing: worst(all.pings),
+        worstKeptPing: worst(all.keptPings),
+        missedPings: all.missedPings,
+        lookupsMissing: all.lookupsMissing,
         rssStart,
-        rssPeak: Math.max(rssStart, ...during.rss, ...settle.rss),
+        rssPeak: Math.max(rssStart, ...all.rss),
         rssAfter,
         misses,
         note,
-      });
-    };
-    for (const attack of attacks) {
-      if (!daemon.alive()) break;
-      await runOne(attack.name, async () => {
-        await attack.run(daemon);
-        return "";
-      });
+        phases: phases.length > 2 ? phaseFigures(phases) : "",
+      };
+      rows.push(row);
     }
-    if (options.only === undefined || options.only.some((o) => "SIGTERM".includes(o))) {
-      if (daemon.alive()) {
-        log("attack: SIGTERM while busy");
-        const misses: string[] = [];
-        let note = "";
-        await monitor.stop();
-        monitor = undefined;
-        try {
-          note = await sigtermWhileBusy(daemon);
-        } catch (error) {
-          misses.push(error instanceof Error ? error.message : String(error));
-        }
-        rows.push({
-          name: "SIGTERM while flooded and answers unread",
-          worstPing: NaN,
-          missedPings: 0,
-          lookupsMissing: 0,
-          rssStart: NaN,
-          rssPeak: NaN,
-          rssAfter: NaN,
-          misses,
-          note,
-        });
+    if (selected(SIGTERM_ROW, options.only) && daemon.alive()) {
+      log(`attack ${SIGTERM_ROW}`);
+      const misses: string[] = [];
+      let note = "";
+      await monitor.stop();
+      monitor = undefined;
+      try {
+        note = await sigtermWhileBusy(daemon, target.hosts);
+      } catch (error) {
+        misses.push(error instanceof Error ? error.message : String(error));
       }
+      rows.push({
+        name: SIGTERM_ROW,
+        worstPing: NaN,
+        worstKeptPing: NaN,
+        missedPings: 0,
+        lookupsMissing: 0,
+        rssStart: NaN,
+        rssPeak: NaN,
+        rssAfter: NaN,
+        misses,
+        note,
+        phases: "",
+      });
     }
   } finally {
     await monitor?.stop();
     fleet?.close();
-    await daemon.stop(2_000);
+    await daemon.stop("SIGTERM", 2_000).catch(() => undefined);
   }
   let misses = 0;
   for (const row of rows) {
@@ -981,7 +1467,8 @@ export function stressTable(rows: readonly Row[]): string[][] {
   return [
     [
       "attack",
-      "worst /ping",
+      "/ping new",
+      "/ping kept",
       "missed PINGs",
       "lookups missing",
       "RSS start",
@@ -991,11 +1478,8 @@ export function stressTable(rows: readonly Row[]): string[][] {
     ],
     ...rows.map((row) => [
       row.name,
-      Number.isNaN(row.worstPing)
-        ? "-"
-        : row.worstPing === Infinity
-        ? "timeout"
-        : `${row.worstPing.toFixed(1)} ms`,
+      showMs(row.worstPing),
+      showMs(row.worstKeptPing),
       String(row.missedPings),
       String(row.lookupsMissing),
       rss(row.rssStart),
@@ -1003,7 +1487,7 @@ export function stressTable(rows: readonly Row[]): string[][] {
       rss(row.rssAfter),
       row.misses.length === 0
         ? `PASS${row.note === "" ? "" : ` (${row.note})`}`
-        : `MISS: ${row.misses.join("; ")}`,
+        : `MISS: ${row.misses.join("; ")}${row.note === "" ? "" : ` (${row.note})`}`,
     ]),
   ];
 }
@@ -1019,9 +1503,8 @@ if (inWorker()) {
   );
   if (unknown.length > 0) {
     writeStderr(
-      `unknown argument ${
-        unknown[0]
-      }; usage: deno task stress [--quick] [--bare] [--only=name,...]\n`,
+      `unknown argument ${unknown[0]}; ` +
+        "usage: deno task stress [--quick] [--bare] [--only=ROW|word,...]\n",
     );
     Deno.exit(2);
   }
@@ -1033,10 +1516,12 @@ if (inWorker()) {
   });
   table(stressTable(rows), writeStdout);
   writeStdout(
-    `targets: /ping p100 < ${TARGET_PING_P100_MS} ms, 0 missed PINGs, 0 missing producers, ` +
-      `RSS peak within +${mib(TARGET_RSS_GROWTH_BYTES)}; ${rows.length} attacks, ${misses} MISS, ` +
-      `${((performance.now() - started) / 1000).toFixed(0)} s (Deno ${Deno.version.deno}, ` +
-      `daemon runtime flags: ${runtimeFlags.join(" ") || "none"})\n`,
+    `targets: /ping p100 < ${TARGET_PING_P100_MS} ms (from a new connection and on a kept ` +
+      `one, every 50 ms), 0 missed PINGs, 0 missing producers, RSS peak within ` +
+      `+${mib(TARGET_RSS_GROWTH_BYTES)}, rows 6-7 RSS back within ` +
+      `${TARGET_FLAT * 100}%; ${rows.length} attacks, ${misses} MISS, ` +
+      `${((performance.now() - started) / 1000).toFixed(0)} s${quick ? " (--quick)" : ""} ` +
+      `(Deno ${Deno.version.deno}, daemon runtime flags: ${runtimeFlags.join(" ") || "none"})\n`,
   );
   Deno.exit(misses === 0 ? 0 : 1);
 }

@@ -1,13 +1,28 @@
-// Shared by scripts/fuzz.ts and scripts/load.ts: the daemon as a separate
-// process (so that its memory is measured alone), its /metrics, percentiles,
-// and a plain-text table.
+// The base of the support library, shared by tests and scripts/ (fuzz, load,
+// stress): timing helpers, /metrics, percentiles, a plain-text table, and the
+// TCP protocol's framing. The daemon as a separate process is
+// daemon_process.ts (re-exported here for the scripts).
 
 import { writeStderr } from "../../src/ops/logger.ts";
 
-const ROOT = decodeURIComponent(new URL("../..", import.meta.url).pathname);
+export { spawnDaemon, type SpawnedDaemon, type StoppedDaemon } from "./daemon_process.ts";
+
 const encoder = new TextEncoder();
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves with `promise`, or rejects once `ms` have passed (the timer never outlives it). */
+export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Binds 127.0.0.1:0, notes the port and frees it: for runs whose logs do not show the ports. */
 export function freePort(): number {
@@ -15,99 +30,6 @@ export function freePort(): number {
   const { port } = listener.addr;
   listener.close();
   return port;
-}
-
-export interface DaemonProcess extends AsyncDisposable {
-  readonly tcpPort: number;
-  readonly httpPort: number;
-  readonly url: string;
-  /** stderr lines so far. */
-  readonly lines: string[];
-  /** SIGTERM, then the exit code (SIGKILL after `ms`). */
-  stop(ms?: number): Promise<number>;
-}
-
-/** `deno run main.ts` on free loopback ports with `args`; resolves once /ping answers. */
-export async function spawnDaemon(args: readonly string[]): Promise<DaemonProcess> {
-  const tcpPort = freePort();
-  const httpPort = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-sys=hostname",
-      `${ROOT}main.ts`,
-      `--tcp-address=127.0.0.1:${tcpPort}`,
-      `--http-address=127.0.0.1:${httpPort}`,
-      ...args,
-    ],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const lines: string[] = [];
-  const reading = (async () => {
-    let rest = "";
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-      rest += chunk;
-      let end: number;
-      while ((end = rest.indexOf("\n")) !== -1) {
-        lines.push(rest.slice(0, end));
-        rest = rest.slice(end + 1);
-      }
-    }
-    if (rest !== "") lines.push(rest);
-  })();
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
-  const url = `http://127.0.0.1:${httpPort}`;
-  const deadline = performance.now() + 20_000;
-  while (true) {
-    if (exited || performance.now() > deadline) {
-      throw new Error(`the daemon did not start:\n${lines.join("\n")}`);
-    }
-    try {
-      const res = await fetch(`${url}/ping`);
-      if ((await res.text()) === "OK") break;
-    } catch {
-      // not listening yet
-    }
-    await sleep(50);
-  }
-  const kill = (signal: Deno.Signal): void => {
-    try {
-      child.kill(signal);
-    } catch {
-      // exited already
-    }
-  };
-  let stopped: Promise<number> | undefined;
-  const stop = (ms = 10_000): Promise<number> => {
-    stopped ??= (async () => {
-      kill("SIGTERM");
-      const timer = setTimeout(() => kill("SIGKILL"), ms);
-      const { code } = await status;
-      clearTimeout(timer);
-      await reading;
-      return code;
-    })();
-    return stopped;
-  };
-  return {
-    tcpPort,
-    httpPort,
-    url,
-    lines,
-    stop,
-    [Symbol.asyncDispose]: async () => {
-      await stop(2_000);
-    },
-  };
 }
 
 /** One scrape of /metrics as `series → value` (series written as in the text). */

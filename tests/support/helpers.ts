@@ -9,8 +9,18 @@ import { type PeerInfo, Registry } from "../../src/registry.ts";
 import { TcpServer, type TcpServerOptions } from "../../src/tcp/server.ts";
 
 // Shared with scripts/, which cannot start an in-process daemon.
-export { concat, freePort, identifyCommand, sleep } from "./harness.ts";
-import { identifyCommand } from "./harness.ts";
+export { concat, freePort, identifyCommand, sleep, withTimeout } from "./harness.ts";
+import { identifyCommand, withTimeout } from "./harness.ts";
+// The daemon as a process: one launcher for tests and scripts.
+export {
+  daemonCommand,
+  MAIN_PATH,
+  spawnDaemon,
+  type SpawnedDaemon,
+  type SpawnOptions,
+  type StoppedDaemon,
+} from "./daemon_process.ts";
+import { daemonCommand } from "./daemon_process.ts";
 
 export const HOSTNAME = "testhost";
 const encoder = new TextEncoder();
@@ -248,40 +258,12 @@ export class ManualClock {
 
 // ---- End-to-end: the daemon as a real process (`deno run main.ts`) ----
 
-/** Absolute path of main.ts and the repository root (the child's working directory). */
-export const MAIN_PATH = decodeURIComponent(new URL("../../main.ts", import.meta.url).pathname);
-const REPO_ROOT = decodeURIComponent(new URL("../..", import.meta.url).pathname);
-
 /** The `YYYY/MM/DD HH:MM:SS.micros` timestamp of a log line, as a RegExp source. */
 export const LOG_TIMESTAMP = String.raw`\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{6}`;
 
 /** Escapes `text` for use inside a RegExp. */
 export function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
-/** Resolves with `promise`, or rejects once `ms` have passed (the timer never outlives it). */
-export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** `deno run` of main.ts with the permissions the daemon documents. */
-export function daemonCommand(args: readonly string[]): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-read", "--allow-sys=hostname", MAIN_PATH, ...args],
-    cwd: REPO_ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
 }
 
 /** Whether this test run may write files (the project's test task grants it). */
@@ -369,183 +351,6 @@ export async function outputWithin(
     }
     await output.catch(() => undefined);
     throw error;
-  }
-}
-
-export interface StoppedDaemon {
-  code: number;
-  signal: Deno.Signal | null;
-  /** Milliseconds from sending the signal to the process having exited. */
-  elapsedMs: number;
-  stdout: string;
-  /** Every stderr line the process wrote. */
-  lines: string[];
-}
-
-export interface SpawnedDaemon extends AsyncDisposable {
-  readonly child: Deno.ChildProcess;
-  readonly tcpPort: number;
-  readonly httpPort: number;
-  /** stderr lines so far, growing as the daemon writes them. */
-  readonly lines: readonly string[];
-  /** Waits for a stderr line (at index `from` or later) matching `pattern`; returns it. */
-  waitForLine(pattern: RegExp, options?: { from?: number; ms?: number }): Promise<string>;
-  /** Sends `signal`, waits (bounded) for the exit and for all output. */
-  stop(signal?: Deno.Signal, ms?: number): Promise<StoppedDaemon>;
-}
-
-export interface SpawnOptions {
-  /**
-   * Ports passed on the command line by the caller (see freePort). Readiness
-   * is then "the HTTP port accepts connections", so logs may be silenced.
-   * Without it the ports come from the `TCP/HTTP: listening on` log lines.
-   */
-  ports?: { tcp: number; http: number };
-  /** Bound on startup. */
-  ms?: number;
-}
-
-/**
- * Spawns the daemon, collects its stderr line by line, and waits until both
- * ports are bound. Dispose it (`await using`) to kill it if a test fails early.
- */
-export async function spawnDaemon(
-  args: readonly string[],
-  options: SpawnOptions = {},
-): Promise<SpawnedDaemon> {
-  const child = daemonCommand(args).spawn();
-  const lines: string[] = [];
-  let waiters: (() => void)[] = [];
-  let stderrDone = false;
-  const notify = (): void => {
-    const current = waiters;
-    waiters = [];
-    for (const wake of current) wake();
-  };
-  const changed = (): Promise<void> => new Promise((resolve) => waiters.push(resolve));
-  const stderrRead = (async () => {
-    let rest = "";
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-      rest += chunk;
-      for (let end = rest.indexOf("\n"); end !== -1; end = rest.indexOf("\n")) {
-        lines.push(rest.slice(0, end));
-        rest = rest.slice(end + 1);
-      }
-      notify();
-    }
-    if (rest !== "") lines.push(rest);
-    stderrDone = true;
-    notify();
-  })();
-  const stdoutRead = new Response(child.stdout).text();
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    notify();
-    return s;
-  });
-  let finished: Promise<StoppedDaemon> | undefined;
-
-  const finish = async (startedMs: number): Promise<StoppedDaemon> => {
-    const { code, signal } = await status;
-    const elapsedMs = performance.now() - startedMs;
-    await stderrRead;
-    return { code, signal, elapsedMs, stdout: await stdoutRead, lines: [...lines] };
-  };
-
-  const kill = (signal: Deno.Signal): void => {
-    try {
-      child.kill(signal);
-    } catch {
-      // it has exited already
-    }
-  };
-
-  const stop = (signal: Deno.Signal = "SIGTERM", ms = 10_000): Promise<StoppedDaemon> => {
-    finished ??= (async () => {
-      const started = performance.now();
-      kill(signal);
-      try {
-        return await withTimeout(finish(started), ms, `nsqlookupd to exit after ${signal}`);
-      } catch (error) {
-        kill("SIGKILL");
-        await finish(started);
-        throw error;
-      }
-    })();
-    return finished;
-  };
-
-  /** Without the stderr so far in its errors: spawnDaemon reports the whole of it. */
-  const findLine = async (pattern: RegExp, from: number, ms: number): Promise<string> => {
-    const search = async (): Promise<string> => {
-      for (let i = from;; i++) {
-        while (i >= lines.length) {
-          if (stderrDone) throw new Error(`stderr ended without a line matching ${pattern}`);
-          await changed();
-        }
-        if (pattern.test(lines[i])) return lines[i];
-      }
-    };
-    return await withTimeout(search(), ms, `a stderr line matching ${pattern}`);
-  };
-
-  const waitForLine = async (
-    pattern: RegExp,
-    { from = 0, ms = 10_000 }: { from?: number; ms?: number } = {},
-  ): Promise<string> => {
-    try {
-      return await findLine(pattern, from, ms);
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new Error(`${reason}; stderr so far:\n${lines.join("\n")}`);
-    }
-  };
-
-  const daemon = {
-    child,
-    lines,
-    waitForLine,
-    stop,
-    [Symbol.asyncDispose]: async (): Promise<void> => {
-      await stop("SIGKILL").catch(() => undefined);
-    },
-  };
-
-  try {
-    const ms = options.ms ?? 20_000;
-    if (options.ports !== undefined) {
-      const { tcp, http } = options.ports;
-      await withTimeout(waitUntilListening(http, () => exited), ms, "the HTTP port to accept");
-      return { ...daemon, tcpPort: tcp, httpPort: http };
-    }
-    const portOf = async (kind: string): Promise<number> => {
-      const line = await findLine(new RegExp(` INFO: ${kind}: listening on .*:(\\d+)$`), 0, ms);
-      return Number(line.slice(line.lastIndexOf(":") + 1));
-    };
-    const tcpPort = await portOf("TCP");
-    const httpPort = await portOf("HTTP");
-    return { ...daemon, tcpPort, httpPort };
-  } catch (error) {
-    const stopped = await stop("SIGKILL").catch(() => undefined);
-    const reason = error instanceof Error ? error.message : String(error);
-    const output = stopped?.lines.join("\n") ?? "";
-    throw new Error(`nsqlookupd did not start: ${reason}\nstderr:\n${output}`);
-  }
-}
-
-/** Connects until `port` accepts (or the process has exited). */
-async function waitUntilListening(port: number, exited: () => boolean): Promise<void> {
-  while (true) {
-    if (exited()) throw new Error("nsqlookupd exited during startup");
-    try {
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      conn.close();
-      return;
-    } catch (error) {
-      if (!(error instanceof Deno.errors.ConnectionRefused)) throw error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 

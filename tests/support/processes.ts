@@ -3,7 +3,7 @@
 // always bounded, and a stop that escalates to SIGKILL so that nothing
 // outlives the test that started it.
 
-import { withTimeout } from "./helpers.ts";
+import { withTimeout } from "./harness.ts";
 
 const encoder = new TextEncoder();
 
