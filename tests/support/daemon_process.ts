@@ -43,8 +43,9 @@ export interface StoppedDaemon {
 }
 
 export interface SpawnedDaemon extends AsyncDisposable {
-  readonly child: { readonly pid: number };
   readonly pid: number;
+  /** The same pid, where tests knew it as the child process's (`daemon.child.pid`). */
+  readonly child: { readonly pid: number };
   readonly tcpPort: number;
   readonly httpPort: number;
   /** `http://127.0.0.1:HTTP_PORT` */
