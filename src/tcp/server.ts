@@ -503,11 +503,6 @@ export class TcpServer {
   #open(conn: Deno.TcpConn, host: string): Connection {
     const { logger, registry, maxIdentifySize, identifyResponse } = this.#options;
     const remote = formatNetAddr(conn.remoteAddr);
-    try {
-      conn.setNoDelay(true);
-    } catch {
-      // the peer may already be gone
-    }
     // Guarded: at the default level of production setups this line is off, and
     // a connection storm should not build it for nothing.
     if (logger.enabled("info")) logger.info(`TCP: new client(${remote})`, { client: remote });
@@ -572,7 +567,16 @@ export class TcpServer {
           await this.#write(connection, out);
           return;
         }
-        received = true;
+        if (!received) {
+          received = true;
+          // Only now: replies follow input, and a silent connection (one of
+          // thousands, in a storm) is spared the call.
+          try {
+            conn.setNoDelay(true);
+          } catch {
+            // the peer may already be gone
+          }
+        }
         this.#bytesRead += n;
         this.#table.touch(connection, this.#clock());
         const chunk = buffer.subarray(0, n);
