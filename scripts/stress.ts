@@ -840,12 +840,18 @@ export const silentConnections: Attack = {
     const held = new Set<NetConn>();
     let opened = 0;
     let stop = false;
+    let stuck = false;
     // Keep the pressure on: whatever the daemon closes is opened again, at a bounded rate.
     const openOne = async (i: number): Promise<void> => {
       while (!stop) {
         try {
           const conn = await NetConn.open(target.hosts[i % target.hosts.length], target.tcpPort);
           opened++;
+          if (stop) {
+            // Connected after the others were closed: nobody else would close it.
+            conn.close();
+            break;
+          }
           held.add(conn);
           await conn.closed;
           held.delete(conn);
@@ -889,8 +895,9 @@ export const silentConnections: Attack = {
       closeQuietly(newcomer);
       stop = true;
       for (const conn of held) conn.close();
-      await Promise.all(holders);
+      stuck = (await withDeadline(Promise.all(holders), 10_000)) === null;
     }
+    if (stuck) throw new Error(`${held.size} connections still open 10 s after closing them`);
     if (opened < total) throw new Error(`only ${opened} of ${total} connections were opened`);
   },
 };
@@ -1280,6 +1287,9 @@ async function sigtermWhileBusy(daemon: SpawnedDaemon, hosts: readonly string[])
   }
 }
 
+/** Bound on one attack's run (the longest, row 6, takes about a minute). */
+const ATTACK_LIMIT_MS = 300_000;
+
 const SIGTERM_ROW = "11: SIGTERM while TCP peers flood, HTTP answers go unread, /debug streams";
 
 // ---------------------------------------------------------------- the run
@@ -1414,7 +1424,13 @@ export async function runStress(options: {
         log(`  ${name}`);
       };
       try {
-        note = (await attack.run(targetOf(daemon, options.quick, phase))) ?? "";
+        // Every attack stops by itself; this bound only keeps a bug in one from hanging the run.
+        const ran = await withDeadline(
+          attack.run(targetOf(daemon, options.quick, phase)).then((n) => n ?? ""),
+          ATTACK_LIMIT_MS,
+        );
+        if (ran === null) throw new Error(`did not finish within ${ATTACK_LIMIT_MS / 1000} s`);
+        note = ran;
       } catch (error) {
         misses.push(error instanceof Error ? error.message : String(error));
       }
