@@ -1,8 +1,12 @@
 // The daemon's lifecycle: bind every port up front (TCP, HTTP, and HTTPS when
 // a certificate is given), serve, shut down. Tests and main.ts start it the
 // same way.
+//
+// Start-up time: every module on the static import graph below is loaded by
+// every run, so what only some runs need is imported dynamically: the access
+// rules (loadDaemonModules), as config.ts does with the TOML parser.
 
-import { type Access, createAccess } from "./access/access.ts";
+import type { Access } from "./access/access.ts";
 import {
   formatNetAddr,
   isWildcardHost,
@@ -15,7 +19,7 @@ import { HttpServer } from "./http/server.ts";
 import { connectionLimits, openFilesLimitSliced } from "./ops/limits.ts";
 import { goJsonString } from "./gocompat/json.ts";
 import type { Logger } from "./ops/logger.ts";
-import type { Options } from "./options.ts";
+import { accessRequested, type Options } from "./options.ts";
 import { Registry } from "./registry.ts";
 import { TcpServer } from "./tcp/server.ts";
 import { NSQ_VERSION, versionLine } from "./version.ts";
@@ -38,6 +42,11 @@ export interface DaemonDeps {
   now?: () => number;
   /** When the process started (wall-clock ms), for the start-time metric. */
   startTimeMs?: number;
+  /**
+   * The descriptor limit the caps are sized to, found after start-up
+   * (default openFilesLimitSliced); undefined leaves the default caps.
+   */
+  descriptorLimit?: (stopped: () => boolean) => Promise<number | undefined>;
 }
 
 export interface Daemon {
@@ -151,6 +160,29 @@ function identifyResponse(
   },"http_port":${httpPort},"tcp_port":${tcpPort},"version":${goJsonString(NSQ_VERSION)}}`;
 }
 
+let accessModule: typeof import("./access/access.ts") | undefined;
+
+/**
+ * Loads the modules these options need beyond every run's: the access rules
+ * when an access flag is given. startDaemon needs it done first.
+ */
+export async function loadDaemonModules(options: Options): Promise<void> {
+  if (accessRequested(options)) await loadAccessRules();
+}
+
+/** The access rules' eight modules, the Go regexp translator among them. */
+export async function loadAccessRules(): Promise<void> {
+  accessModule ??= await import("./access/access.ts");
+}
+
+function createAccessRules(options: Options, logger: Logger): Access | undefined {
+  if (!accessRequested(options)) return undefined;
+  if (accessModule === undefined) {
+    throw new Error("loadDaemonModules() must finish before a daemon with access flags starts");
+  }
+  return accessModule.createAccess(options, { logger });
+}
+
 export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
   const { logger } = deps;
   logger.info(versionLine());
@@ -159,7 +191,7 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     inactiveProducerTimeoutMs: options.inactiveProducerTimeoutMs,
     tombstoneLifetimeMs: options.tombstoneLifetimeMs,
   });
-  const access = createAccess(options, { logger });
+  const access = createAccessRules(options, logger);
   const metrics = createDaemonMetrics({
     registry,
     // Only read at scrape time, after the server below exists.
@@ -196,7 +228,11 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     admit: access?.admit,
   });
   tcpServer.start();
-  const sizing = sizeToDescriptors(options, tcpServer, httpServer, httpsServer);
+  const sizing = sizeToDescriptors(
+    options,
+    deps.descriptorLimit ?? openFilesLimitSliced,
+    { tcpServer, httpServer, httpsServer },
+  );
   for (const line of access?.summary ?? []) logger.info(line);
   logListening(logger, "TCP", tcpAddr);
   logListening(logger, "HTTP", httpAddr);
@@ -281,17 +317,20 @@ function shutdownOnce(
 
 /**
  * Caps that keep the process below its descriptor limit (see limits.ts),
- * applied once the limit is known: measuring it can take a third of a second,
+ * applied once the limit is known: measuring it can take half a second,
  * which start-up does not wait for. HTTPS takes half of HTTP's cap.
  */
 function sizeToDescriptors(
   options: Options,
-  tcpServer: TcpServer,
-  httpServer: HttpServer,
-  httpsServer: HttpServer | undefined,
+  descriptorLimit: (stopped: () => boolean) => Promise<number | undefined>,
+  { tcpServer, httpServer, httpsServer }: {
+    tcpServer: TcpServer;
+    httpServer: HttpServer;
+    httpsServer: HttpServer | undefined;
+  },
 ): { stop: () => Promise<void> } {
   let stopped = false;
-  const done = openFilesLimitSliced(() => stopped).then((openFiles) => {
+  const done = descriptorLimit(() => stopped).then((openFiles) => {
     if (stopped || openFiles === undefined) return;
     const limits = connectionLimits(openFiles);
     const { httpCap, httpsCap } = httpCaps(limits.http, httpsServer !== undefined);

@@ -10,13 +10,14 @@
 // when the process may; otherwise the headroom is measured by opening
 // /dev/null (--allow-read, which the daemon has anyway) until EMFILE or until
 // enough for the default caps — at most DEFAULT_DESCRIPTORS_NEEDED opens, then
-// all closed: ~15 µs each, so at most ~0.3 s, once, at startup.
+// all closed: ~15 µs each, so at most ~0.3 s of work, once, after start-up,
+// in slices of about a millisecond so that no client waits behind it.
 
 import { err, ok, type Result } from "../result.ts";
 
-/** Producer (TCP) connections held at most when the descriptor limit allows. */
 /** HTTP connections at once (HTTP and HTTPS together) when the descriptor limit allows. */
 export const HTTP_MAX_CONNECTIONS = 1024;
+/** Producer (TCP) connections held at most when the descriptor limit allows. */
 export const TCP_MAX_CONNECTIONS = 16_384;
 /** Descriptors kept for the runtime itself: stdio, listeners, caches, V8. */
 export const RESERVED_DESCRIPTORS = 64;
@@ -74,18 +75,15 @@ export interface OpenFilesSources {
 /** The process's own answer, found once: the limit does not change while it runs. */
 let found: { limit: number | undefined } | undefined;
 
-/**
- * The descriptor limit to size the caps from: the soft RLIMIT_NOFILE when
- * /proc/self/limits is readable, else the measured headroom (at most
- * DEFAULT_DESCRIPTORS_NEEDED, which is all the defaults need). Undefined
- * when unlimited or unknown (not Linux, nothing openable). Without `sources`
- * the answer is computed once per process.
- */
+/** Descriptors the sliced probe opens per macrotask: about a millisecond of the thread. */
+export const PROBE_SLICE = 64;
+
 /**
  * The descriptor limit without blocking: /proc when readable, else the
- * headroom measured a batch of descriptors per macrotask (a synchronous probe
+ * headroom measured PROBE_SLICE descriptors per macrotask (a synchronous probe
  * of 17,472 descriptors holds the thread for a third of a second). Measured
- * once per process; `stopped` ends a measurement early (shutdown).
+ * once per process, from the macrotask after the call; `stopped` ends a
+ * measurement early (shutdown).
  */
 export function openFilesLimitSliced(stopped: () => boolean): Promise<number | undefined> {
   measuring ??= measureSliced(stopped).then((limit) => {
@@ -98,6 +96,10 @@ export function openFilesLimitSliced(stopped: () => boolean): Promise<number | u
 let measuring: Promise<number | undefined> | undefined;
 
 async function measureSliced(stopped: () => boolean): Promise<number | undefined> {
+  // Not within start-up itself: the listeners are up by the next macrotask,
+  // and the first clients (a supervisor's health check) are not kept waiting.
+  await nextMacrotask();
+  if (stopped()) return undefined;
   const fromProc = procLimit(readProcLimits);
   if (fromProc !== undefined) return fromProc === "unlimited" ? undefined : fromProc;
   if (Deno.build.os === "windows") return undefined;
@@ -111,7 +113,7 @@ async function measureSliced(stopped: () => boolean): Promise<number | undefined
 export async function probeHeadroomSliced(
   stopped: () => boolean,
   open: () => { close(): void },
-  batch = 512,
+  batch = PROBE_SLICE,
 ): Promise<number | undefined> {
   const held: { close(): void }[] = [];
   try {
@@ -119,7 +121,7 @@ export async function probeHeadroomSliced(
       for (let i = 0; i < batch && held.length < DEFAULT_DESCRIPTORS_NEEDED; i++) {
         held.push(open());
       }
-      await new Promise((resolve) => setTimeout(resolve, 0));
+      await nextMacrotask();
       if (stopped()) return undefined;
     }
   } catch {
@@ -130,6 +132,17 @@ export async function probeHeadroomSliced(
   return held.length === 0 ? undefined : held.length;
 }
 
+function nextMacrotask(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
+ * The descriptor limit to size the caps from: the soft RLIMIT_NOFILE when
+ * /proc/self/limits is readable, else the measured headroom (at most
+ * DEFAULT_DESCRIPTORS_NEEDED, which is all the defaults need). Undefined
+ * when unlimited or unknown (not Linux, nothing openable). Without `sources`
+ * the answer is computed once per process.
+ */
 export function openFilesLimit(sources?: OpenFilesSources | (() => string)): number | undefined {
   if (sources === undefined) {
     found ??= { limit: openFilesLimit({}) };
