@@ -10,8 +10,11 @@
 // when the process may; otherwise the headroom is measured by opening
 // /dev/null (--allow-read, which the daemon has anyway) until EMFILE or until
 // enough for the default caps — at most DEFAULT_DESCRIPTORS_NEEDED opens, then
-// all closed: ~15 µs each, so at most ~0.3 s of work, once, after start-up,
-// in slices of about a millisecond so that no client waits behind it.
+// all closed: ~15 µs each, so at most ~0.3 s of work, once, at start-up. The
+// first PROBE_FIRST_SLICE are opened before the daemon accepts anyone (the
+// smallest limits are then known before the first client can use up the
+// headroom), the rest in slices of about a millisecond, so that no client
+// waits long behind the probe.
 
 import { err, ok, type Result } from "../result.ts";
 
@@ -75,14 +78,16 @@ export interface OpenFilesSources {
 /** The process's own answer, found once: the limit does not change while it runs. */
 let found: { limit: number | undefined } | undefined;
 
-/** Descriptors the sliced probe opens per macrotask: about a millisecond of the thread. */
+/** Descriptors the sliced probe opens at once, before the first connection is accepted. */
+export const PROBE_FIRST_SLICE = 512;
+/** Descriptors the sliced probe opens per later macrotask: about a millisecond of the thread. */
 export const PROBE_SLICE = 64;
 
 /**
  * The descriptor limit without blocking: /proc when readable, else the
- * headroom measured PROBE_SLICE descriptors per macrotask (a synchronous probe
- * of 17,472 descriptors holds the thread for a third of a second). Measured
- * once per process, from the macrotask after the call; `stopped` ends a
+ * headroom measured PROBE_FIRST_SLICE descriptors at once, then PROBE_SLICE
+ * per macrotask (a synchronous probe of 17,472 descriptors holds the thread
+ * for a third of a second). Measured once per process; `stopped` ends a
  * measurement early (shutdown).
  */
 export function openFilesLimitSliced(stopped: () => boolean): Promise<number | undefined> {
@@ -96,10 +101,6 @@ export function openFilesLimitSliced(stopped: () => boolean): Promise<number | u
 let measuring: Promise<number | undefined> | undefined;
 
 async function measureSliced(stopped: () => boolean): Promise<number | undefined> {
-  // Not within start-up itself: the listeners are up by the next macrotask,
-  // and the first clients (a supervisor's health check) are not kept waiting.
-  await nextMacrotask();
-  if (stopped()) return undefined;
   const fromProc = procLimit(readProcLimits);
   if (fromProc !== undefined) return fromProc === "unlimited" ? undefined : fromProc;
   if (Deno.build.os === "windows") return undefined;
@@ -107,18 +108,19 @@ async function measureSliced(stopped: () => boolean): Promise<number | undefined
 }
 
 /**
- * probeDescriptorHeadroom a `batch` at a time, a macrotask between batches;
- * undefined when stopped or when nothing could be opened.
+ * probeDescriptorHeadroom in slices: `first` descriptors before the first
+ * await, then `then` per macrotask; undefined when stopped or when nothing
+ * could be opened.
  */
 export async function probeHeadroomSliced(
   stopped: () => boolean,
   open: () => { close(): void },
-  batch = PROBE_SLICE,
+  slices: { first: number; then: number } = { first: PROBE_FIRST_SLICE, then: PROBE_SLICE },
 ): Promise<number | undefined> {
   const held: { close(): void }[] = [];
   try {
-    while (held.length < DEFAULT_DESCRIPTORS_NEEDED) {
-      for (let i = 0; i < batch && held.length < DEFAULT_DESCRIPTORS_NEEDED; i++) {
+    for (let slice = slices.first; held.length < DEFAULT_DESCRIPTORS_NEEDED; slice = slices.then) {
+      for (let i = 0; i < slice && held.length < DEFAULT_DESCRIPTORS_NEEDED; i++) {
         held.push(open());
       }
       await nextMacrotask();
