@@ -274,14 +274,7 @@ function startDaemon(tcpPort: number, httpPort: number, extra: string[] = []): P
 
 async function waitForPing(port: number, timeoutMs = 10_000): Promise<void> {
   const deadline = performance.now() + timeoutMs;
-  while (true) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/ping`);
-      await res.body?.cancel();
-      if (res.ok) return;
-    } catch {
-      // not up yet
-    }
+  while (!await pingOnce(port)) {
     if (performance.now() > deadline) throw new Error(`no /ping on ${port}`);
     await sleep(1);
   }
@@ -356,20 +349,30 @@ function startupSubjects(): Record<StartupName, StartupSubject> {
 type StartupName = "ours" | "script" | "listen" | "timer" | "serve";
 
 /** Milliseconds from spawning `subject` to it being ready; then it is stopped. */
-async function startOnce(subject: StartupSubject): Promise<number> {
-  const tcp = freePort();
+async function startOnce(name: StartupName, subject: StartupSubject): Promise<number> {
   const http = freePort();
+  let tcp = freePort();
+  // A port just released may be handed out again at once.
+  while (tcp === http) tcp = freePort();
   const args = subject.args(tcp, http);
   const started = performance.now();
   const child = new Deno.Command(PINNED ? "taskset" : Deno.execPath(), {
     args: PINNED ? ["-c", "0", Deno.execPath(), ...args] : args,
     stdout: subject.readyWhen === "output" ? "piped" : "null",
-    stderr: "null",
+    stderr: "piped",
     cwd: ROOT,
   }).spawn();
+  const stderr = new Response(child.stderr).text();
+  let exited = false;
+  child.status.then(() => exited = true);
   try {
-    if (subject.readyWhen === "ping") await waitForPing(http);
-    else await child.stdout.getReader().read();
+    if (subject.readyWhen === "output") await child.stdout.getReader().read();
+    else {
+      while (!await pingOnce(http)) {
+        if (exited) throw new Error(`start-up of ${name} ended before /ping: ${await stderr}`);
+        await sleep(1);
+      }
+    }
     return performance.now() - started;
   } finally {
     try {
@@ -378,6 +381,18 @@ async function startOnce(subject: StartupSubject): Promise<number> {
       // ended by itself
     }
     await child.status;
+    await stderr;
+  }
+}
+
+/** Whether /ping answers 200 now (false while nothing listens). */
+async function pingOnce(port: number): Promise<boolean> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/ping`);
+    await res.body?.cancel();
+    return res.ok;
+  } catch {
+    return false;
   }
 }
 
@@ -399,7 +414,7 @@ async function startupTimes(rounds: number): Promise<Record<StartupName, number[
   for (let round = -1; round < rounds; round++) {
     const order = names.map((_, i) => names[(i + Math.max(0, round)) % names.length]);
     for (const name of order) {
-      const ms = await startOnce(subjects[name]);
+      const ms = await startOnce(name, subjects[name]);
       if (round >= 0) times[name].push(ms);
     }
   }
