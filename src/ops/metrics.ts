@@ -2,28 +2,11 @@
 // TCP and HTTP sides call. Gauges are read from their sources at scrape time.
 
 import type { HttpObserver } from "../http/api.ts";
+import type { HttpServerObserver } from "../http/server.ts";
+import type { RefusalReason, TcpObserver } from "../tcp/observer.ts";
 import { Counter, Gauge, Histogram, MetricsRegistry } from "./prometheus.ts";
 import type { Registry } from "../registry.ts";
 import { DENO_PROCESS_SOURCES, type ProcessStats, processStatsReader } from "./process_stats.ts";
-
-export type RemovalReason = "disconnect" | "idle_timeout" | "unregister";
-
-/** What the TCP side reports; every method is a counter bump. */
-export interface TcpObserver {
-  connectionAccepted(): void;
-  /** `result` is `ok` or the error code the command failed with. */
-  command(command: string, result: string): void;
-  protocolError(code: string): void;
-  /** Producer entries (peer × registration) removed, by why. */
-  producersRemoved(reason: RemovalReason, count: number): void;
-}
-
-export const NOOP_TCP_OBSERVER: TcpObserver = {
-  connectionAccepted: () => {},
-  command: () => {},
-  protocolError: () => {},
-  producersRemoved: () => {},
-};
 
 /** Commands that label `command`; anything else is counted as `invalid`. */
 const KNOWN_COMMANDS: ReadonlySet<string> = new Set(["PING", "IDENTIFY", "REGISTER", "UNREGISTER"]);
@@ -45,9 +28,19 @@ export const HTTP_DURATION_BUCKETS = [
   2.5,
 ];
 
+/** What the TCP server holds right now, read at scrape time. */
+export interface TcpLoad {
+  /** Reply bytes waiting on peers that do not read (bounded process-wide). */
+  pendingReplyBytes: number;
+  /** Connections whose reply write is waiting on the peer. */
+  blockedWrites: number;
+}
+
 export interface DaemonMetricsSources {
   registry: Registry;
   openConnections: () => number;
+  /** Pending replies and blocked writes; the gauges are left out without it. */
+  tcpLoad?: () => TcpLoad;
   /** Wall-clock milliseconds when the process started: the start time where /proc cannot say. */
   startTimeMs: number;
   /** The standard process figures; a figure undefined at creation is left out of every scrape. */
@@ -104,6 +97,8 @@ const PROCESS_FAMILIES: readonly {
 export interface DaemonMetrics {
   readonly tcp: TcpObserver;
   readonly http: HttpObserver;
+  /** For the HTTP (and HTTPS) servers: refusals, evictions, writes in progress. */
+  readonly httpServer: HttpServerObserver;
   render(): string;
 }
 
@@ -115,6 +110,7 @@ export function createDaemonMetrics(sources: DaemonMetricsSources): DaemonMetric
   const metrics = new MetricsRegistry();
 
   addRegistryGauges(metrics, registry, sources.openConnections);
+  if (sources.tcpLoad !== undefined) addTcpLoadGauges(metrics, sources.tcpLoad);
   const newScrape = addProcessGauges(metrics, readProcess, heap);
 
   const accepted = metrics.add(
@@ -160,6 +156,8 @@ export function createDaemonMetrics(sources: DaemonMetricsSources): DaemonMetric
     ),
   );
 
+  const connections = addConnectionCounters(metrics);
+
   return {
     tcp: {
       connectionAccepted: () => accepted.inc(),
@@ -167,6 +165,7 @@ export function createDaemonMetrics(sources: DaemonMetricsSources): DaemonMetric
         commands.inc([KNOWN_COMMANDS.has(command) ? command : "invalid", result]),
       protocolError: (code) => protocolErrors.inc([code]),
       producersRemoved: (reason, count) => removed.inc([reason], count),
+      connectionRefused: connections.tcpRefused,
     },
     http: {
       request: (route, status, seconds) => {
@@ -174,6 +173,7 @@ export function createDaemonMetrics(sources: DaemonMetricsSources): DaemonMetric
         httpDuration.observe([route], seconds);
       },
     },
+    httpServer: connections.httpServer,
     render: () => {
       newScrape();
       return metrics.render();
@@ -245,6 +245,96 @@ function addRegistryGauges(
       (set) => set([], registry.tombstonedCount()),
     ),
   );
+}
+
+/** What the TCP server holds for peers that do not read. */
+function addTcpLoadGauges(metrics: MetricsRegistry, load: () => TcpLoad): void {
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_tcp_pending_reply_bytes",
+      "Reply bytes held for TCP peers that have not read them yet.",
+      [],
+      (set) => set([], load().pendingReplyBytes),
+    ),
+  );
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_tcp_blocked_writes",
+      "TCP connections whose replies wait on the peer to read.",
+      [],
+      (set) => set([], load().blockedWrites),
+    ),
+  );
+}
+
+const TCP_REFUSALS: readonly Exclude<RefusalReason, "evicted">[] = ["admit", "limit", "per_remote"];
+const HTTP_REFUSALS = ["limit", "per_remote"] as const;
+const HTTP_EVICTIONS = ["limit", "per_remote", "memory"] as const;
+
+/** The HTTP server words its reasons for the log; the label is the short form. */
+function httpReasonLabel(reason: string): string {
+  if (reason.includes("share")) return "per_remote";
+  if (reason.includes("limit")) return "limit";
+  if (reason.includes("memory")) return "memory";
+  return "other";
+}
+
+/** Connections turned away or closed to make room, on both ports; HTTP writes in progress. */
+function addConnectionCounters(metrics: MetricsRegistry): {
+  tcpRefused: (reason: RefusalReason) => void;
+  httpServer: HttpServerObserver;
+} {
+  const tcpRefused = metrics.add(
+    new Counter(
+      "nsqlookupd_tcp_connections_refused_total",
+      "TCP connections closed on accept, by reason (admit: access control; limit: the " +
+        "connection cap with nothing to evict; per_remote: the host's share).",
+      ["reason"],
+    ),
+  );
+  for (const reason of TCP_REFUSALS) tcpRefused.inc([reason], 0);
+  const tcpEvicted = metrics.add(
+    new Counter(
+      "nsqlookupd_tcp_connections_evicted_total",
+      "TCP connections that never identified, closed to admit a newcomer.",
+    ),
+  );
+  tcpEvicted.inc([], 0);
+  const httpRefused = metrics.add(
+    new Counter(
+      "nsqlookupd_http_connections_refused_total",
+      "HTTP connections closed on accept, by reason (limit, per_remote).",
+      ["reason"],
+    ),
+  );
+  for (const reason of HTTP_REFUSALS) httpRefused.inc([reason], 0);
+  const httpEvicted = metrics.add(
+    new Counter(
+      "nsqlookupd_http_connections_evicted_total",
+      "HTTP connections closed to make room, by reason (limit, per_remote, memory: the " +
+        "process-wide bound on pending answers).",
+      ["reason"],
+    ),
+  );
+  for (const reason of HTTP_EVICTIONS) httpEvicted.inc([reason], 0);
+  let writing = 0;
+  metrics.add(
+    new Gauge(
+      "nsqlookupd_http_writes_in_progress",
+      "HTTP answers being handed to the kernel (a high figure: clients that do not read).",
+      [],
+      (set) => set([], writing),
+    ),
+  );
+  return {
+    tcpRefused: (reason) => reason === "evicted" ? tcpEvicted.inc() : tcpRefused.inc([reason]),
+    httpServer: {
+      refused: (_remote, reason) => httpRefused.inc([httpReasonLabel(reason)]),
+      evicted: (_remote, reason) => httpEvicted.inc([httpReasonLabel(reason)]),
+      writeStarted: () => void writing++,
+      writeEnded: () => void writing--,
+    },
+  };
 }
 
 /** The process_* families (where readable) and the V8 heap; returns what starts a new scrape. */

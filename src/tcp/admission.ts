@@ -21,10 +21,13 @@ export interface Tracked {
   lastActive: number;
 }
 
+/** Which limit a newcomer ran into. */
+export type AdmissionReason = "limit" | "per_remote";
+
 export type Admission<T extends Tracked> =
   | { kind: "admit" }
-  | { kind: "evict"; victim: T; reason: "limit" | "per_remote" }
-  | { kind: "refuse"; reason: "limit" | "per_remote" };
+  | { kind: "evict"; victim: T; reason: AdmissionReason }
+  | { kind: "refuse"; reason: AdmissionReason };
 
 export interface AdmissionLimits {
   /** Connections held at once. */
@@ -73,14 +76,27 @@ function expandIpv6(address: string): string[] | undefined {
   return groups.map((g) => (/^[0-9a-f]{1,4}$/i.test(g) ? parseInt(g, 16).toString(16) : "?"));
 }
 
+/** Per standing, in least-recently-active order (Maps keep insertion order). */
+type ByStanding<T> = Record<Standing, Map<T, true>>;
+
+function byStanding<T>(): ByStanding<T> {
+  return { silent: new Map(), started: new Map(), identified: new Map() };
+}
+
+function firstOf<T>(map: Map<T, true>): T | undefined {
+  for (const entry of map.keys()) return entry;
+  return undefined;
+}
+
+/** The host's connections, kept in the same order: its victim is found without a scan. */
+interface Hosted<T> {
+  size: number;
+  readonly byStanding: ByStanding<T>;
+}
+
 export class ConnectionTable<T extends Tracked> {
-  /** Per standing, in least-recently-active order (Maps keep insertion order). */
-  readonly #byStanding: Record<Standing, Map<T, true>> = {
-    silent: new Map(),
-    started: new Map(),
-    identified: new Map(),
-  };
-  readonly #byHost = new Map<string, Set<T>>();
+  readonly #byStanding: ByStanding<T> = byStanding();
+  readonly #byHost = new Map<string, Hosted<T>>();
   #size = 0;
 
   get size(): number {
@@ -103,16 +119,20 @@ export class ConnectionTable<T extends Tracked> {
   add(entry: T): void {
     this.#byStanding[entry.standing].set(entry, true);
     let hosted = this.#byHost.get(entry.host);
-    if (hosted === undefined) this.#byHost.set(entry.host, hosted = new Set());
-    hosted.add(entry);
+    if (hosted === undefined) {
+      this.#byHost.set(entry.host, hosted = { size: 0, byStanding: byStanding() });
+    }
+    hosted.byStanding[entry.standing].set(entry, true);
+    hosted.size++;
     this.#size++;
   }
 
   remove(entry: T): void {
     if (!this.#byStanding[entry.standing].delete(entry)) return;
     const hosted = this.#byHost.get(entry.host);
-    hosted?.delete(entry);
-    if (hosted?.size === 0) this.#byHost.delete(entry.host);
+    if (hosted !== undefined && hosted.byStanding[entry.standing].delete(entry)) {
+      if (--hosted.size === 0) this.#byHost.delete(entry.host);
+    }
     this.#size--;
   }
 
@@ -120,52 +140,37 @@ export class ConnectionTable<T extends Tracked> {
   touch(entry: T, now: number): void {
     entry.lastActive = now;
     const map = this.#byStanding[entry.standing];
-    if (map.delete(entry)) map.set(entry, true);
+    if (!map.delete(entry)) return;
+    map.set(entry, true);
+    const hosted = this.#byHost.get(entry.host)?.byStanding[entry.standing];
+    if (hosted?.delete(entry)) hosted.set(entry, true);
   }
 
   /** It got further (magic, then IDENTIFY); a standing never goes back. */
   promote(entry: T, standing: Standing): void {
     if (RANK[standing] <= RANK[entry.standing]) return;
     if (!this.#byStanding[entry.standing].delete(entry)) return;
+    const hosted = this.#byHost.get(entry.host)?.byStanding;
+    hosted?.[entry.standing].delete(entry);
     entry.standing = standing;
     this.#byStanding[standing].set(entry, true);
+    hosted?.[standing].set(entry, true);
   }
 
   /** What to do with a newcomer from `host`, given the limits. Changes nothing. */
   admit(host: string, limits: AdmissionLimits): Admission<T> {
-    if (this.countForHost(host) >= limits.maxPerHost) {
-      const victim = this.#hostVictim(host);
+    const hosted = this.#byHost.get(host);
+    if (hosted !== undefined && hosted.size >= limits.maxPerHost) {
+      // The host's own least-recently-active silent, else started, connection.
+      const victim = firstOf(hosted.byStanding.silent) ?? firstOf(hosted.byStanding.started);
       return victim === undefined
         ? { kind: "refuse", reason: "per_remote" }
         : { kind: "evict", victim, reason: "per_remote" };
     }
-    if (this.#size >= limits.maxConnections) {
-      const victim = this.#first("silent") ?? this.#first("started");
-      return victim === undefined
-        ? { kind: "refuse", reason: "limit" }
-        : { kind: "evict", victim, reason: "limit" };
-    }
-    return { kind: "admit" };
-  }
-
-  #first(standing: Standing): T | undefined {
-    for (const entry of this.#byStanding[standing].keys()) return entry;
-    return undefined;
-  }
-
-  /** The host's own least-recently-active silent, else started, connection. */
-  #hostVictim(host: string): T | undefined {
-    let best: T | undefined;
-    for (const entry of this.#byHost.get(host) ?? []) {
-      if (entry.standing === "identified") continue;
-      if (
-        best === undefined ||
-        (entry.standing === "silent" && best.standing !== "silent") ||
-        (entry.standing === best.standing && entry.lastActive < best.lastActive)
-      ) {
-        best = entry;
-      }
-    }
-    return best;
+    if (this.#size < limits.maxConnections) return { kind: "admit" };
+    const victim = firstOf(this.#byStanding.silent) ?? firstOf(this.#byStanding.started);
+    return victim === undefined
+      ? { kind: "refuse", reason: "limit" }
+      : { kind: "evict", victim, reason: "limit" };
   }
 }

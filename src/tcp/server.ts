@@ -76,6 +76,8 @@ export const MAX_DROPS_PER_SWEEP = 1024;
 const LOGGED_DROPS_PER_SWEEP = 16;
 /** Refusals and evictions are logged at most once per this interval (per reason). */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
+/** A peer closing without a byte is logged at most once per this interval. */
+const SILENT_EOF_LOG_INTERVAL_MS = 1_000;
 /** How long a refused peer is read (and ignored) after its frame, at most. */
 const REFUSAL_LINGER_MS = 250;
 /** Refused peers lingering at once, at most; beyond, a refusal closes at once. */
@@ -208,6 +210,7 @@ export class TcpServer {
     per_remote: new Throttle(REFUSAL_LOG_INTERVAL_MS),
     evicted: new Throttle(REFUSAL_LOG_INTERVAL_MS),
   };
+  readonly #silentEofs = new Throttle(SILENT_EOF_LOG_INTERVAL_MS);
   #pendingReplyBytes = 0;
   #bytesRead = 0;
   #evicting = 0;
@@ -490,7 +493,9 @@ export class TcpServer {
         this.#evictionDone?.();
         this.#evictionDone = undefined;
       }
-      await this.#cleanUp(connection);
+      // A peer that never sent its magic has nothing to clean up (and may be one of thousands).
+      if (connection.session.started) await this.#cleanUp(connection);
+      else connection.session.close();
     }
   }
 
@@ -498,11 +503,6 @@ export class TcpServer {
   #open(conn: Deno.TcpConn, host: string): Connection {
     const { logger, registry, maxIdentifySize, identifyResponse } = this.#options;
     const remote = formatNetAddr(conn.remoteAddr);
-    try {
-      conn.setNoDelay(true);
-    } catch {
-      // the peer may already be gone
-    }
     // Guarded: at the default level of production setups this line is off, and
     // a connection storm should not build it for nothing.
     if (logger.enabled("info")) logger.info(`TCP: new client(${remote})`, { client: remote });
@@ -540,6 +540,7 @@ export class TcpServer {
     // Small at first: thousands of mostly idle producers should not each pin 16 KiB.
     let buffer = new Uint8Array(MIN_READ_BUFFER_BYTES);
     const out: Uint8Array[] = [];
+    let received = false;
     while (connection.closeReason === undefined) {
       let mustClose: boolean;
       if (session.hasPendingWork) {
@@ -554,6 +555,10 @@ export class TcpServer {
           }
           return;
         }
+        if (n === null && !received) {
+          this.#silentEof(connection);
+          return;
+        }
         if (n === null) {
           await this.#step(connection, () => {
             session.finish(out);
@@ -561,6 +566,16 @@ export class TcpServer {
           });
           await this.#write(connection, out);
           return;
+        }
+        if (!received) {
+          received = true;
+          // Only now: replies follow input, and a silent connection (one of
+          // thousands, in a storm) is spared the call.
+          try {
+            conn.setNoDelay(true);
+          } catch {
+            // the peer may already be gone
+          }
         }
         this.#bytesRead += n;
         this.#table.touch(connection, this.#clock());
@@ -576,6 +591,22 @@ export class TcpServer {
       await this.#write(connection, out);
       if (mustClose) return;
     }
+  }
+
+  /**
+   * A peer that closed without sending a byte: Go's line, but at most one per
+   * interval. Thousands of them end together when an attacker lets go, and
+   * each would otherwise cost two turns and a log write on the one thread.
+   */
+  #silentEof(connection: Connection): void {
+    const since = this.#silentEofs.take(this.#clock());
+    if (since === undefined) return;
+    this.#options.logger.error(
+      `failed to read protocol version - EOF${
+        since > 1 ? ` (${since - 1} more since the last such line, not logged)` : ""
+      }`,
+      { client: connection.remote },
+    );
   }
 
   /** The peer leaves its registrations, in a turn of its own (a large one is a big unit). */

@@ -377,6 +377,11 @@ const EXPECTED_FAMILIES: [string, MetricType][] = [
   ["producers_removed_total", "counter"],
   ["http_requests_total", "counter"],
   ["http_request_duration_seconds", "histogram"],
+  ["tcp_connections_refused_total", "counter"],
+  ["tcp_connections_evicted_total", "counter"],
+  ["http_connections_refused_total", "counter"],
+  ["http_connections_evicted_total", "counter"],
+  ["http_writes_in_progress", "gauge"],
 ];
 
 // ---- the validator itself ----
@@ -650,6 +655,65 @@ Deno.test("createDaemonMetrics: observer hooks bump counters and the histogram",
       .map((x) => x.labels.le),
     [...HTTP_DURATION_BUCKETS.map(String), "+Inf"],
   );
+});
+
+Deno.test("createDaemonMetrics: connections refused and evicted on both ports, by reason; HTTP writes in progress", () => {
+  const metrics = metricsFixture();
+  let s = readExposition(metrics.render());
+  const refusedTcp = `${P}tcp_connections_refused_total`;
+  const refusedHttp = `${P}http_connections_refused_total`;
+  const evictedHttp = `${P}http_connections_evicted_total`;
+  // Every reason exists from the start, so that rate() and alerts see a 0.
+  for (const reason of ["admit", "limit", "per_remote"]) {
+    assert.equal(s.get(refusedTcp, { reason }), 0);
+  }
+  assert.equal(s.get(`${P}tcp_connections_evicted_total`), 0);
+  for (const reason of ["limit", "per_remote"]) assert.equal(s.get(refusedHttp, { reason }), 0);
+  for (const reason of ["limit", "per_remote", "memory"]) {
+    assert.equal(s.get(evictedHttp, { reason }), 0);
+  }
+  metrics.tcp.connectionRefused!("admit");
+  metrics.tcp.connectionRefused!("per_remote");
+  metrics.tcp.connectionRefused!("per_remote");
+  metrics.tcp.connectionRefused!("evicted");
+  metrics.httpServer.refused!("10.0.0.1:1", "connection limit");
+  metrics.httpServer.evicted!("10.0.0.1:2", "per-remote share");
+  metrics.httpServer.evicted!("10.0.0.1:3", "memory");
+  metrics.httpServer.evicted!("10.0.0.1:4", "memory");
+  metrics.httpServer.writeStarted!("10.0.0.1:5");
+  metrics.httpServer.writeStarted!("10.0.0.1:6");
+  metrics.httpServer.writeEnded!("10.0.0.1:5");
+  s = readExposition(metrics.render());
+  assert.equal(s.get(refusedTcp, { reason: "admit" }), 1);
+  assert.equal(s.get(refusedTcp, { reason: "per_remote" }), 2);
+  assert.equal(s.get(refusedTcp, { reason: "limit" }), 0);
+  assert.equal(s.get(`${P}tcp_connections_evicted_total`), 1);
+  assert.equal(s.get(refusedHttp, { reason: "limit" }), 1);
+  assert.equal(s.get(evictedHttp, { reason: "per_remote" }), 1);
+  assert.equal(s.get(evictedHttp, { reason: "memory" }), 2);
+  assert.equal(s.get(`${P}http_writes_in_progress`), 1);
+});
+
+Deno.test("createDaemonMetrics: the TCP server's pending replies and blocked writes, read at scrape time", () => {
+  const clock = new ManualClock();
+  let load = { pendingReplyBytes: 0, blockedWrites: 0 };
+  const metrics = createDaemonMetrics({
+    registry: new Registry({
+      now: clock.now,
+      inactiveProducerTimeoutMs: 1000,
+      tombstoneLifetimeMs: 1,
+    }),
+    openConnections: () => 0,
+    tcpLoad: () => load,
+    startTimeMs: clock.ms,
+    process: () => FIXED_PROCESS,
+    heap: () => ({ heapUsed: 1, heapTotal: 1 }),
+  });
+  assert.equal(readExposition(metrics.render()).get(`${P}tcp_pending_reply_bytes`), 0);
+  load = { pendingReplyBytes: 65_536, blockedWrites: 3 };
+  const s = readExposition(metrics.render());
+  assert.equal(s.get(`${P}tcp_pending_reply_bytes`), 65_536);
+  assert.equal(s.get(`${P}tcp_blocked_writes`), 3);
 });
 
 // ---- a real daemon over real sockets ----

@@ -95,16 +95,42 @@ Deno.test("admission: promotion moves a connection out of reach; a standing neve
 
 Deno.test("admission: a host at its share displaces its own least-proven connection, never another host's", () => {
   const limits = { maxConnections: 100, maxPerHost: 3 };
-  const { table: t } = table(
+  const { table: t, byName } = table(
     ["other-silent", "h2", "silent", 0],
     ["own-started", "h1", "started", 1],
-    ["own-silent-new", "h1", "silent", 3],
     ["own-silent-old", "h1", "silent", 2],
+    ["own-silent-new", "h1", "silent", 3],
   );
   const decision = t.admit("h1", limits);
   assert.equal(victim(decision), "own-silent-old");
   assert.equal(decision.kind === "evict" && decision.reason, "per_remote");
   assert.deepEqual(t.admit("h2", limits), { kind: "admit" });
+  // The old one sends something (not yet its magic): the other has been silent longer.
+  t.touch(byName.get("own-silent-old")!, 4);
+  assert.equal(victim(t.admit("h1", limits)), "own-silent-new");
+  // Both get their magic: the host's longest-silent started one goes.
+  t.promote(byName.get("own-silent-old")!, "started");
+  t.promote(byName.get("own-silent-new")!, "started");
+  assert.equal(victim(t.admit("h1", limits)), "own-started");
+});
+
+Deno.test("admission: a host's victim is found without scanning its connections", () => {
+  // 20,000 connections of one host at its share, most identified: each newcomer
+  // must cost O(1), not a scan (a scan per accept made a storm quadratic).
+  const t = new ConnectionTable<Entry>();
+  for (let i = 0; i < 20_000; i++) {
+    t.add({
+      name: `n${i}`,
+      host: "h1",
+      standing: i < 19_999 ? "identified" : "silent",
+      lastActive: i,
+    });
+  }
+  const limits = { maxConnections: 100_000, maxPerHost: 20_000 };
+  const started = performance.now();
+  for (let i = 0; i < 20_000; i++) assert.equal(victim(t.admit("h1", limits)), "n19999");
+  // 20,000 scans of 20,000 would be 4e8 steps (seconds); O(1) is milliseconds.
+  assert.ok(performance.now() - started < 1_000, "admission scanned the host's connections");
 });
 
 Deno.test("admission: a host whose connections all identified is refused past its share", () => {

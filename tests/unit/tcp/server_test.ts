@@ -860,6 +860,39 @@ Deno.test("IDENTIFY longer than --max-identify-size is refused before reading it
   await unaffected();
 });
 
+Deno.test("peers that close without a byte are logged as Go does, at most one line a second, the rest counted", async () => {
+  // Thousands of them end together when an attacker lets go: one log write
+  // (and two turns) each would hold the thread for everyone else.
+  await using s = startTcpServer({ logLevel: "error" });
+  const eofLines = (): string[] =>
+    s.logs.filter((l) => l.startsWith("ERROR: failed to read protocol version - EOF"));
+  const first = await s.connect();
+  await eventually(() => s.server.connectionCount === 1);
+  first.close();
+  await eventually(() => eofLines().length === 1);
+  assert.deepEqual(eofLines(), ["ERROR: failed to read protocol version - EOF"]);
+  const burst = await Promise.all(Array.from({ length: 5 }, () => s.connect()));
+  await eventually(() => s.server.connectionCount === 5);
+  for (const client of burst) client.close();
+  await eventually(() => s.server.connectionCount === 0);
+  assert.equal(eofLines().length, 1, "a burst within the second is not logged line by line");
+  s.clock.advance(1_000);
+  const next = await s.connect();
+  await eventually(() => s.server.connectionCount === 1);
+  next.close();
+  await eventually(() => eofLines().length === 2);
+  assert.equal(
+    eofLines()[1],
+    "ERROR: failed to read protocol version - EOF (5 more since the last such line, not logged)",
+  );
+  // A peer that did send something is unaffected: its EOF is the session's to report.
+  const partial = await s.connect();
+  await partial.send("  V");
+  await eventually(() => s.server.connectionCount === 1);
+  partial.close();
+  await eventually(() => s.server.connectionCount === 0);
+});
+
 // ---- [beyond] timeouts, driven by sweep(now) with a manual clock ----
 
 Deno.test("a connection without protocol magic within 10 s is closed", async () => {
