@@ -15,7 +15,7 @@ import {
 } from "./gocompat/address.ts";
 import { createDaemonMetrics, type DaemonMetrics } from "./ops/metrics.ts";
 import { createHttpApi, type HttpApi, MAX_BODY_BYTES } from "./http/api.ts";
-import { HttpServer } from "./http/server.ts";
+import { HttpServer, type HttpServerObserver } from "./http/server.ts";
 import { connectionLimits, openFilesLimitSliced } from "./ops/limits.ts";
 import { goJsonString } from "./gocompat/json.ts";
 import type { Logger } from "./ops/logger.ts";
@@ -196,6 +196,7 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     registry,
     // Only read at scrape time, after the server below exists.
     openConnections: () => tcpServer.connectionCount,
+    tcpLoad: () => tcpServer.stats,
     startTimeMs: deps.startTimeMs ?? performance.timeOrigin,
   });
   const handler = createHttpApi({
@@ -211,7 +212,14 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
   const listeners = openListeners(options);
   // The default caps until the descriptor limit is known (see sizeToDescriptors).
   const limits = connectionLimits(undefined);
-  const { httpServer, httpsServer } = startHttpServers(listeners, handler, options, logger, limits);
+  const { httpServer, httpsServer } = startHttpServers(
+    listeners,
+    handler,
+    options,
+    logger,
+    limits,
+    metrics.httpServer,
+  );
   const httpAddr = httpServer.addr;
   const tcpAddr = listeners.tcp.addr;
   const tcpServer = new TcpServer({
@@ -259,6 +267,7 @@ function startHttpServers(
   options: Options,
   logger: Logger,
   limits: { http: number },
+  observer: HttpServerObserver,
 ): { httpServer: HttpServer; httpsServer: HttpServer | undefined } {
   const { httpCap, httpsCap } = httpCaps(limits.http, listeners.https !== undefined);
   const httpServer = new HttpServer({
@@ -268,6 +277,7 @@ function startHttpServers(
     maxBodyBytes: MAX_BODY_BYTES,
     maxConnections: httpCap,
     maxPerRemote: share(httpCap, options.maxSharePerHost),
+    observer,
   });
   const httpsServer = listeners.https === undefined ? undefined : new HttpServer({
     listener: listeners.https,
@@ -276,6 +286,7 @@ function startHttpServers(
     maxBodyBytes: MAX_BODY_BYTES,
     maxConnections: httpsCap,
     maxPerRemote: share(httpsCap, options.maxSharePerHost),
+    observer,
   });
   httpServer.start();
   httpsServer?.start();
