@@ -1,7 +1,7 @@
 // Wiring only: command line → logger → daemon → signals → exit.
 
 import { resolveCommandLineLoading } from "./src/config.ts";
-import { type Daemon, ListenError, startDaemon } from "./src/daemon.ts";
+import { type Daemon, ListenError, loadDaemonModules, startDaemon } from "./src/daemon.ts";
 import { createLogger, writeStderr, writeStdout } from "./src/ops/logger.ts";
 import { defaultOptions } from "./src/options.ts";
 import { installSignalHandlers } from "./src/ops/signals.ts";
@@ -49,6 +49,9 @@ async function main(): Promise<void> {
     format: options.logFormat,
   });
   for (const warning of cli.warnings) logger.warn(warning);
+  // Awaited before the signal handlers are hooked, so that from them to the
+  // listening lines nothing waits (see below).
+  await loadDaemonModules(options);
 
   let daemon: Daemon | undefined;
   // Hooked before binding: once "HTTP: listening on" is logged a supervisor

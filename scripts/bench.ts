@@ -1,4 +1,4 @@
-// `deno task bench [--quick] [--producers N] [--scale] [--daemon-v8-flags=F]`:
+// `deno task bench [--quick] [--startup-only] [--producers N] [--scale] [--daemon-v8-flags=F]`:
 // loads a separately started daemon (as `deno task start` runs it, V8 flags
 // included, log level warn) at fleet scale and prints one table, each target
 // with PASS or MISS.
@@ -17,7 +17,8 @@
 // side: memory must grow linearly, the listing endpoints' latency only with
 // their answers, and /lookup throughput stay within 20%. --quick: small sizes
 // (< 1 min), for CI. --daemon-v8-flags=F replaces the start task's V8 flags
-// (empty: none), to compare flags.
+// (empty: none), to compare flags. --startup-only prints the start-up rows
+// alone (process start to the first /ping, next to the runtime's floors).
 
 import { writeStderr, writeStdout } from "../src/ops/logger.ts";
 import { type PeerInfo, Registry } from "../src/registry.ts";
@@ -36,6 +37,7 @@ import {
 
 interface Args {
   quick: boolean;
+  startupOnly: boolean;
   scale: boolean;
   producers: number | undefined;
   /** V8 flags for the daemon, in place of the start task's (for comparing flags). */
@@ -47,6 +49,7 @@ interface Args {
 function parseArgs(args: readonly string[]): Args {
   const parsed: Args = {
     quick: false,
+    startupOnly: false,
     scale: false,
     producers: undefined,
     daemonV8Flags: undefined,
@@ -56,6 +59,7 @@ function parseArgs(args: readonly string[]): Args {
     const [name, inline] = args[i].split(/=(.*)/s, 2);
     const value = (): string => inline ?? args[++i] ?? "";
     if (name === "--quick") parsed.quick = true;
+    else if (name === "--startup-only") parsed.startupOnly = true;
     else if (name === "--scale") parsed.scale = true;
     else if (name === "--measure-heap") parsed.measureHeap = true;
     else if (name === "--daemon-v8-flags") parsed.daemonV8Flags = value();
@@ -70,7 +74,8 @@ function parseArgs(args: readonly string[]): Args {
 
 function fail(message: string): never {
   writeStderr(
-    `${message}; arguments: --quick, --scale, --producers N, --daemon-v8-flags=F\n`,
+    `${message}; arguments: --quick, --startup-only, --scale, --producers N, ` +
+      `--daemon-v8-flags=F\n`,
   );
   Deno.exit(2);
 }
@@ -136,7 +141,7 @@ const TARGET = {
 const PROBE = "bench-probe";
 const PROBE_HOLDERS = 10;
 const LOAD_CONNECTIONS = 50;
-const STARTUP_RUNS = 10;
+const STARTUP_RUNS = 15;
 const STORM_ROUNDS = 3;
 const ROOT = new URL("..", import.meta.url).pathname;
 const encoder = new TextEncoder();
@@ -269,14 +274,7 @@ function startDaemon(tcpPort: number, httpPort: number, extra: string[] = []): P
 
 async function waitForPing(port: number, timeoutMs = 10_000): Promise<void> {
   const deadline = performance.now() + timeoutMs;
-  while (true) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/ping`);
-      await res.body?.cancel();
-      if (res.ok) return;
-    } catch {
-      // not up yet
-    }
+  while (!await pingOnce(port)) {
     if (performance.now() > deadline) throw new Error(`no /ping on ${port}`);
     await sleep(1);
   }
@@ -310,21 +308,139 @@ async function cpuMs(pid: number): Promise<number> {
 
 // ---- start-up ----
 
-/** Process start to the first answered /ping, `runs` times (after one warm-up run). */
-async function startupMs(start: (tcp: number, http: number) => Proc): Promise<number[]> {
-  const warm = start(freePort(), freePort());
-  await sleep(500);
-  await warm.stop();
-  const times: number[] = [];
-  for (let i = 0; i < STARTUP_RUNS; i++) {
-    const http = freePort();
-    const started = performance.now();
-    const proc = start(freePort(), http);
-    await waitForPing(http);
-    times.push(performance.now() - started);
-    await proc.stop();
+/** A process whose start-up is timed: to its first answered /ping, or to its first output. */
+interface StartupSubject {
+  args: (tcpPort: number, httpPort: number) => string[];
+  readyWhen: "ping" | "output";
+}
+
+/** Ours and the runtime's floors (scripts/bench_floor.ts, scripts/bench_baseline.ts). */
+function startupSubjects(): Record<StartupName, StartupSubject> {
+  // The floors run with the daemon's V8 flags, so that only the scripts differ.
+  const v8 = DAEMON_ARGS.filter((word) => word.startsWith("--v8-flags="));
+  const floor = (...args: string[]): string[] => ["run", ...v8, ...args];
+  return {
+    ours: {
+      args: (tcp, http) => [
+        ...DAEMON_ARGS,
+        `--tcp-address=127.0.0.1:${tcp}`,
+        `--http-address=127.0.0.1:${http}`,
+        "--broadcast-address=127.0.0.1",
+        "--log-level=warn",
+      ],
+      readyWhen: "ping",
+    },
+    script: { args: () => floor("scripts/bench_floor.ts"), readyWhen: "output" },
+    listen: {
+      args: (_tcp, http) => floor("--allow-net", "scripts/bench_floor.ts", String(http)),
+      readyWhen: "ping",
+    },
+    timer: {
+      args: (_tcp, http) => floor("--allow-net", "scripts/bench_floor.ts", String(http), "timer"),
+      readyWhen: "ping",
+    },
+    serve: {
+      args: (_tcp, http) => floor("--allow-net", "scripts/bench_baseline.ts", String(http), "2"),
+      readyWhen: "ping",
+    },
+  };
+}
+
+type StartupName = "ours" | "script" | "listen" | "timer" | "serve";
+
+/** Milliseconds from spawning `subject` to it being ready; then it is stopped. */
+async function startOnce(name: StartupName, subject: StartupSubject): Promise<number> {
+  const http = freePort();
+  let tcp = freePort();
+  // A port just released may be handed out again at once.
+  while (tcp === http) tcp = freePort();
+  const args = subject.args(tcp, http);
+  const started = performance.now();
+  const child = new Deno.Command(PINNED ? "taskset" : Deno.execPath(), {
+    args: PINNED ? ["-c", "0", Deno.execPath(), ...args] : args,
+    stdout: subject.readyWhen === "output" ? "piped" : "null",
+    stderr: "piped",
+    cwd: ROOT,
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
+  let exited = false;
+  child.status.then(() => exited = true);
+  try {
+    if (subject.readyWhen === "output") await child.stdout.getReader().read();
+    else {
+      while (!await pingOnce(http)) {
+        if (exited) throw new Error(`start-up of ${name} ended before /ping: ${await stderr}`);
+        await sleep(1);
+      }
+    }
+    return performance.now() - started;
+  } finally {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // ended by itself
+    }
+    await child.status;
+    await stderr;
+  }
+}
+
+/** Whether /ping answers 200 now (false while nothing listens). */
+async function pingOnce(port: number): Promise<boolean> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/ping`);
+    await res.body?.cancel();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Each subject's start-up times, `rounds` of them after a warm-up round (the
+ * module cache warm). A round starts every subject once, in an order that
+ * rotates, so that a change in the machine's load hits all of them alike.
+ */
+async function startupTimes(rounds: number): Promise<Record<StartupName, number[]>> {
+  const subjects = startupSubjects();
+  const names = Object.keys(subjects) as StartupName[];
+  const times: Record<StartupName, number[]> = {
+    ours: [],
+    script: [],
+    listen: [],
+    timer: [],
+    serve: [],
+  };
+  for (let round = -1; round < rounds; round++) {
+    const order = names.map((_, i) => names[(i + Math.max(0, round)) % names.length]);
+    for (const name of order) {
+      const ms = await startOnce(name, subjects[name]);
+      if (round >= 0) times[name].push(ms);
+    }
   }
   return times;
+}
+
+function startupRows(times: Record<StartupName, number[]>): Row[] {
+  const figure = (name: StartupName): string =>
+    `${median(times[name]).toFixed(1)} ms (min ${Math.min(...times[name]).toFixed(1)})`;
+  // Differences within a round: both processes started under the same load.
+  const above = (floor: StartupName): string =>
+    `${median(times.ours.map((ms, i) => ms - times[floor][i])).toFixed(1)} ms`;
+  return [
+    row(
+      `start-up to first /ping (median of ${STARTUP_RUNS}; reference ${REFERENCE.startupMs} ms)`,
+      `${figure("ours")}; ${above("listen")} above the bare Deno.listen floor`,
+      { text: `< ${TARGET.startupMs} ms`, ok: median(times.ours) < TARGET.startupMs },
+    ),
+    row("floor: `deno run` of a one-line script, to its output", figure("script")),
+    row("floor: a bare Deno.listen answering /ping", figure("listen")),
+    row(
+      "floor: the same with a timer armed (Deno loads node:timers)",
+      `${figure("timer")}; ours ${above("timer")} above it`,
+    ),
+    row("a bare Deno.serve answering /ping", figure("serve")),
+  ];
 }
 
 // ---- load generation ----
@@ -1056,28 +1172,19 @@ async function main(): Promise<void> {
       }\n`,
   );
 
-  // Start-up: process start to the first answered /ping (warm module cache), and the
-  // same for a bare Deno.serve process: the runtime's own share.
-  const ours = await startupMs((tcp, http) => startDaemon(tcp, http));
-  const floor = await startupMs((_tcp, http) =>
-    spawn(["run", "--allow-net", "scripts/bench_baseline.ts", String(http), "2"], PINNED)
-  );
-  const startupRows = [
-    row(
-      `start-up to first /ping (median of ${STARTUP_RUNS}; reference ${REFERENCE.startupMs} ms)`,
-      `${median(ours).toFixed(1)} ms (min ${Math.min(...ours).toFixed(1)})`,
-      { text: `< ${TARGET.startupMs} ms`, ok: median(ours) < TARGET.startupMs },
-    ),
-    row(
-      "same for a bare Deno.serve process (the runtime's floor)",
-      `${median(floor).toFixed(1)} ms (min ${Math.min(...floor).toFixed(1)}); ours - floor ${
-        (median(ours) - median(floor)).toFixed(1)
-      } ms`,
-    ),
-  ];
+  // Start-up: process start to the first answered /ping (warm module cache), next
+  // to the runtime's floors measured in the same rounds.
+  const startup = startupRows(await startupTimes(STARTUP_RUNS));
+  if (args.startupOnly) {
+    writeStdout(rowsTable(startup));
+    if (startup.some((r) => r.ok === false)) {
+      writeStdout("\nsome targets were missed (MISS above)\n");
+    }
+    return;
+  }
 
   const first = await runFleet(sizeOf(args.producers, args.quick), args);
-  const rows = [...startupRows, ...fleetRows(first, args.quick)];
+  const rows = [...startup, ...fleetRows(first, args.quick)];
   writeStdout(rowsTable(rows));
   let missed = rows.some((r) => r.ok === false);
   if (args.scale) {

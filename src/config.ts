@@ -16,7 +16,7 @@ import {
 import type { TomlTable, TomlValue } from "smol-toml";
 import { MAX_DURATION, MIN_DURATION, msToNs, nsToMs, parseDuration } from "./gocompat/duration.ts";
 import { FlagSet, goQuote, parseGoBool } from "./gocompat/flags.ts";
-import type { FlagRef } from "./gocompat/flags.ts";
+import type { FlagRef, ParseOutcome } from "./gocompat/flags.ts";
 import { LOG_LEVEL_NAMES, logLevelName, parseLogLevel } from "./ops/logger.ts";
 import type { LogFormat, LogLevel } from "./ops/logger.ts";
 import { defaultOptions } from "./options.ts";
@@ -419,10 +419,12 @@ export async function resolveCommandLineLoading(
   env: CliEnv,
 ): Promise<CliResult> {
   const flags = createFlags(env.hostname);
-  const named = flags.set.parse(args).kind === "ok" && flags.config.value !== "";
+  const outcome = flags.set.parse(args);
   // --version exits before the file is read, as the reference does.
-  if (named && !flags.version.value) await loadTomlParser();
-  return resolveCommandLine(args, env);
+  if (outcome.kind === "ok" && flags.config.value !== "" && !flags.version.value) {
+    await loadTomlParser();
+  }
+  return resolveParsed(flags, outcome, env);
 }
 
 /**
@@ -432,7 +434,14 @@ export async function resolveCommandLineLoading(
  */
 export function resolveCommandLine(args: readonly string[], env: CliEnv): CliResult {
   const flags = createFlags(env.hostname);
-  const outcome = flags.set.parse(args);
+  return resolveParsed(flags, flags.set.parse(args), env);
+}
+
+function resolveParsed(
+  flags: NsqlookupdFlags,
+  outcome: ParseOutcome,
+  env: CliEnv,
+): CliResult {
   if (outcome.kind === "help") return { kind: "exit", code: 0, stderr: flags.set.usage() };
   if (outcome.kind === "error") {
     return { kind: "exit", code: 2, stderr: `${outcome.message}\n${flags.set.usage()}` };

@@ -1,8 +1,12 @@
 // The daemon's lifecycle: bind every port up front (TCP, HTTP, and HTTPS when
 // a certificate is given), serve, shut down. Tests and main.ts start it the
 // same way.
+//
+// Start-up time: every module on the static import graph below is loaded by
+// every run, so what only some runs need is imported dynamically: the access
+// rules (loadDaemonModules), as config.ts does with the TOML parser.
 
-import { type Access, createAccess } from "./access/access.ts";
+import type { Access } from "./access/access.ts";
 import {
   formatNetAddr,
   isWildcardHost,
@@ -11,11 +15,11 @@ import {
 } from "./gocompat/address.ts";
 import { createDaemonMetrics, type DaemonMetrics } from "./ops/metrics.ts";
 import { createHttpApi, type HttpApi, MAX_BODY_BYTES } from "./http/api.ts";
-import { HttpServer } from "./http/server.ts";
+import { HttpServer, type HttpServerObserver } from "./http/server.ts";
 import { connectionLimits, openFilesLimitSliced } from "./ops/limits.ts";
 import { goJsonString } from "./gocompat/json.ts";
 import type { Logger } from "./ops/logger.ts";
-import type { Options } from "./options.ts";
+import { accessRequested, type Options } from "./options.ts";
 import { Registry } from "./registry.ts";
 import { TcpServer } from "./tcp/server.ts";
 import { NSQ_VERSION, versionLine } from "./version.ts";
@@ -38,6 +42,11 @@ export interface DaemonDeps {
   now?: () => number;
   /** When the process started (wall-clock ms), for the start-time metric. */
   startTimeMs?: number;
+  /**
+   * The descriptor limit the caps are sized to, found after start-up
+   * (default openFilesLimitSliced); undefined leaves the default caps.
+   */
+  descriptorLimit?: (stopped: () => boolean) => Promise<number | undefined>;
 }
 
 export interface Daemon {
@@ -151,6 +160,29 @@ function identifyResponse(
   },"http_port":${httpPort},"tcp_port":${tcpPort},"version":${goJsonString(NSQ_VERSION)}}`;
 }
 
+let accessModule: typeof import("./access/access.ts") | undefined;
+
+/**
+ * Loads the modules these options need beyond every run's: the access rules
+ * when an access flag is given. startDaemon needs it done first.
+ */
+export async function loadDaemonModules(options: Options): Promise<void> {
+  if (accessRequested(options)) await loadAccessRules();
+}
+
+/** The access rules' eight modules, the Go regexp translator among them. */
+export async function loadAccessRules(): Promise<void> {
+  accessModule ??= await import("./access/access.ts");
+}
+
+function createAccessRules(options: Options, logger: Logger): Access | undefined {
+  if (!accessRequested(options)) return undefined;
+  if (accessModule === undefined) {
+    throw new Error("loadDaemonModules() must finish before a daemon with access flags starts");
+  }
+  return accessModule.createAccess(options, { logger });
+}
+
 export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
   const { logger } = deps;
   logger.info(versionLine());
@@ -159,11 +191,12 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     inactiveProducerTimeoutMs: options.inactiveProducerTimeoutMs,
     tombstoneLifetimeMs: options.tombstoneLifetimeMs,
   });
-  const access = createAccess(options, { logger });
+  const access = createAccessRules(options, logger);
   const metrics = createDaemonMetrics({
     registry,
     // Only read at scrape time, after the server below exists.
     openConnections: () => tcpServer.connectionCount,
+    tcpLoad: () => tcpServer.stats,
     startTimeMs: deps.startTimeMs ?? performance.timeOrigin,
   });
   const handler = createHttpApi({
@@ -179,7 +212,14 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
   const listeners = openListeners(options);
   // The default caps until the descriptor limit is known (see sizeToDescriptors).
   const limits = connectionLimits(undefined);
-  const { httpServer, httpsServer } = startHttpServers(listeners, handler, options, logger, limits);
+  const { httpServer, httpsServer } = startHttpServers(
+    listeners,
+    handler,
+    options,
+    logger,
+    limits,
+    metrics.httpServer,
+  );
   const httpAddr = httpServer.addr;
   const tcpAddr = listeners.tcp.addr;
   const tcpServer = new TcpServer({
@@ -196,7 +236,11 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     admit: access?.admit,
   });
   tcpServer.start();
-  const sizing = sizeToDescriptors(options, tcpServer, httpServer, httpsServer);
+  const sizing = sizeToDescriptors(
+    options,
+    deps.descriptorLimit ?? openFilesLimitSliced,
+    { tcpServer, httpServer, httpsServer },
+  );
   for (const line of access?.summary ?? []) logger.info(line);
   logListening(logger, "TCP", tcpAddr);
   logListening(logger, "HTTP", httpAddr);
@@ -223,6 +267,7 @@ function startHttpServers(
   options: Options,
   logger: Logger,
   limits: { http: number },
+  observer: HttpServerObserver,
 ): { httpServer: HttpServer; httpsServer: HttpServer | undefined } {
   const { httpCap, httpsCap } = httpCaps(limits.http, listeners.https !== undefined);
   const httpServer = new HttpServer({
@@ -232,6 +277,7 @@ function startHttpServers(
     maxBodyBytes: MAX_BODY_BYTES,
     maxConnections: httpCap,
     maxPerRemote: share(httpCap, options.maxSharePerHost),
+    observer,
   });
   const httpsServer = listeners.https === undefined ? undefined : new HttpServer({
     listener: listeners.https,
@@ -240,6 +286,7 @@ function startHttpServers(
     maxBodyBytes: MAX_BODY_BYTES,
     maxConnections: httpsCap,
     maxPerRemote: share(httpsCap, options.maxSharePerHost),
+    observer,
   });
   httpServer.start();
   httpsServer?.start();
@@ -281,17 +328,20 @@ function shutdownOnce(
 
 /**
  * Caps that keep the process below its descriptor limit (see limits.ts),
- * applied once the limit is known: measuring it can take a third of a second,
+ * applied once the limit is known: measuring it can take half a second,
  * which start-up does not wait for. HTTPS takes half of HTTP's cap.
  */
 function sizeToDescriptors(
   options: Options,
-  tcpServer: TcpServer,
-  httpServer: HttpServer,
-  httpsServer: HttpServer | undefined,
+  descriptorLimit: (stopped: () => boolean) => Promise<number | undefined>,
+  { tcpServer, httpServer, httpsServer }: {
+    tcpServer: TcpServer;
+    httpServer: HttpServer;
+    httpsServer: HttpServer | undefined;
+  },
 ): { stop: () => Promise<void> } {
   let stopped = false;
-  const done = openFilesLimitSliced(() => stopped).then((openFiles) => {
+  const done = descriptorLimit(() => stopped).then((openFiles) => {
     if (stopped || openFiles === undefined) return;
     const limits = connectionLimits(openFiles);
     const { httpCap, httpsCap } = httpCaps(limits.http, httpsServer !== undefined);

@@ -35,6 +35,17 @@ export interface Options {
   tls: { readonly cert: string; readonly key: string } | undefined;
 }
 
+/**
+ * Whether an access flag is given: only then are the access rules built
+ * (createAccess answers undefined otherwise) and their modules loaded.
+ */
+export function accessRequested(
+  options: Pick<Options, "producerNetworks" | "adminNetworks" | "authHttpAddresses">,
+): boolean {
+  return options.producerNetworks !== undefined || options.adminNetworks !== undefined ||
+    options.authHttpAddresses.length > 0;
+}
+
 export function defaultOptions(hostname: string): Options {
   return {
     tcpAddress: "0.0.0.0:4160",

@@ -10,6 +10,8 @@
 // that only tombstoned registrations have, and a registration shares its
 // topic's name string instead of keeping a copy.
 
+import { mergeRuns, sortedRuns } from "./sorted.ts";
+
 export type Category = "client" | "topic" | "channel";
 
 export const EPHEMERAL_SUFFIX = "#ephemeral";
@@ -552,27 +554,26 @@ export class Registry {
 
   /** Every registration that has producers, sorted by name, with its producers sorted. */
   debug(): DebugEntry[] {
-    return [...this.iterateDebug()];
+    const entries: DebugEntry[] = [];
+    for (const entry of this.iterateDebug()) if (entry !== null) entries.push(entry);
+    return entries;
   }
 
   /**
-   * /debug one registration at a time, for answers written in slices: which
-   * registrations, and in what order, is fixed by the first pull; each one's
-   * producers are read when it is pulled, and one left without any is skipped.
+   * /debug one registration at a time, for answers written in slices. First
+   * the registrations are gathered and sorted in runs of `runLength`, one run
+   * per pull (each pull yields null), so that no step sorts the whole
+   * registry; then the runs are merged, one registration per pull. Which
+   * registrations, and in what order, is fixed by then; each one's producers
+   * are read when it is pulled, and one left without any is skipped.
    */
-  *iterateDebug(): Generator<DebugEntry, void, undefined> {
-    const registrations: Registration[] = [];
-    if (this.#client.producerCount > 0) registrations.push(this.#client);
-    for (const entry of this.#topics.values()) {
-      if (entry.topic !== undefined && entry.topic.producerCount > 0) {
-        registrations.push(entry.topic);
-      }
-      for (const channel of entry.channels.values()) {
-        if (channel.producerCount > 0) registrations.push(channel);
-      }
+  *iterateDebug(runLength = Infinity): Generator<DebugEntry | null, void, undefined> {
+    const runs: Registration[][] = [];
+    for (const run of sortedRuns(this.#debugRegistrations(), runLength, compareRegistrations)) {
+      runs.push(run);
+      if (run.length === runLength) yield null;
     }
-    registrations.sort(compareRegistrations);
-    for (const registration of registrations) {
+    for (const registration of mergeRuns(runs, compareRegistrations)) {
       if (registration.producerCount === 0) continue;
       const producers: Producer[] = [];
       for (const peer of registration.producers) {
@@ -585,6 +586,17 @@ export class Registry {
       }
       producers.sort((a, b) => compareProducers(a.peer, b.peer));
       yield { name: registration.name, producers };
+    }
+  }
+
+  /** Registrations with producers, in no particular order. */
+  *#debugRegistrations(): Generator<Registration, void, undefined> {
+    if (this.#client.producerCount > 0) yield this.#client;
+    for (const entry of this.#topics.values()) {
+      if (entry.topic !== undefined && entry.topic.producerCount > 0) yield entry.topic;
+      for (const channel of entry.channels.values()) {
+        if (channel.producerCount > 0) yield channel;
+      }
     }
   }
 

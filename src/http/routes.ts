@@ -18,13 +18,13 @@ import type { QueryParams } from "../gocompat/query.ts";
 import { isValidChannelName, isValidTopicName } from "../names.ts";
 import type { Logger } from "../ops/logger.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../ops/prometheus.ts";
-import type { Registry } from "../registry.ts";
+import { compareStrings, type Registry } from "../registry.ts";
 import { err, ok, type Result } from "../result.ts";
 import { NSQ_VERSION } from "../version.ts";
 import type { ApiRequest } from "./api.ts";
 import type { AnswerCache } from "./cache.ts";
 import { debugProducerJson, EMPTY, type Outcome, peerJson } from "./render.ts";
-import { mergeRuns, sortedRuns } from "./sorted.ts";
+import { mergeRuns, sortedRuns } from "../sorted.ts";
 
 /** What a client may see, set by an access policy; absent means everything. */
 export interface Visibility {
@@ -95,11 +95,11 @@ function* topicSlices(
   visible: Visibility | undefined,
 ): Generator<string, void, undefined> {
   const runs: string[][] = [];
-  for (const run of sortedRuns(registry.topicNames(), SLICED_ITEMS)) {
+  for (const run of sortedRuns(registry.topicNames(), SLICED_ITEMS, compareStrings)) {
     runs.push(visible === undefined ? run : run.filter((t) => visible.topic(t)));
     yield "";
   }
-  yield* jsonArraySlices("topics", mergeRuns(runs));
+  yield* jsonArraySlices("topics", mergeRuns(runs, compareStrings));
 }
 
 export function channels(ctx: RouteContext, req: RouteRequest): Outcome {
@@ -183,7 +183,13 @@ export function debug(ctx: RouteContext): Outcome | Promise<Outcome> {
 function* debugSlices(registry: Registry): Generator<string, void, undefined> {
   let piece = "{";
   let first = true;
-  for (const { name, producers } of registry.iterateDebug()) {
+  for (const entry of registry.iterateDebug(SLICED_ITEMS)) {
+    // A run of registrations was sorted: a step without output.
+    if (entry === null) {
+      yield "";
+      continue;
+    }
+    const { name, producers } = entry;
     const list = producers.map(({ peer, tombstoned, tombstonedAt }) =>
       debugProducerJson(peer, tombstoned, tombstonedAt)
     );

@@ -10,13 +10,17 @@
 // when the process may; otherwise the headroom is measured by opening
 // /dev/null (--allow-read, which the daemon has anyway) until EMFILE or until
 // enough for the default caps — at most DEFAULT_DESCRIPTORS_NEEDED opens, then
-// all closed: ~15 µs each, so at most ~0.3 s, once, at startup.
+// all closed: ~15 µs each, so at most ~0.3 s of work, once, at start-up. The
+// first PROBE_FIRST_SLICE are opened before the daemon accepts anyone (the
+// smallest limits are then known before the first client can use up the
+// headroom), the rest in slices of about a millisecond, so that no client
+// waits long behind the probe.
 
 import { err, ok, type Result } from "../result.ts";
 
-/** Producer (TCP) connections held at most when the descriptor limit allows. */
 /** HTTP connections at once (HTTP and HTTPS together) when the descriptor limit allows. */
 export const HTTP_MAX_CONNECTIONS = 1024;
+/** Producer (TCP) connections held at most when the descriptor limit allows. */
 export const TCP_MAX_CONNECTIONS = 16_384;
 /** Descriptors kept for the runtime itself: stdio, listeners, caches, V8. */
 export const RESERVED_DESCRIPTORS = 64;
@@ -74,18 +78,22 @@ export interface OpenFilesSources {
 /** The process's own answer, found once: the limit does not change while it runs. */
 let found: { limit: number | undefined } | undefined;
 
+/** Descriptors the sliced probe opens at once, before the first connection is accepted. */
+export const PROBE_FIRST_SLICE = 512;
 /**
- * The descriptor limit to size the caps from: the soft RLIMIT_NOFILE when
- * /proc/self/limits is readable, else the measured headroom (at most
- * DEFAULT_DESCRIPTORS_NEEDED, which is all the defaults need). Undefined
- * when unlimited or unknown (not Linux, nothing openable). Without `sources`
- * the answer is computed once per process.
+ * Descriptors the sliced probe opens per later macrotask: 6-8 ms of the thread,
+ * within the 20 ms bound; smaller slices (64 was tried) leave limits between
+ * ~540 and ~1,050 unknown for several turns, where a storm in the first
+ * milliseconds meets EMFILE on accept.
  */
+export const PROBE_SLICE = 512;
+
 /**
  * The descriptor limit without blocking: /proc when readable, else the
- * headroom measured a batch of descriptors per macrotask (a synchronous probe
- * of 17,472 descriptors holds the thread for a third of a second). Measured
- * once per process; `stopped` ends a measurement early (shutdown).
+ * headroom measured PROBE_FIRST_SLICE descriptors at once, then PROBE_SLICE
+ * per macrotask (a synchronous probe of 17,472 descriptors holds the thread
+ * for a third of a second). Measured once per process; `stopped` ends a
+ * measurement early (shutdown).
  */
 export function openFilesLimitSliced(stopped: () => boolean): Promise<number | undefined> {
   measuring ??= measureSliced(stopped).then((limit) => {
@@ -105,21 +113,22 @@ async function measureSliced(stopped: () => boolean): Promise<number | undefined
 }
 
 /**
- * probeDescriptorHeadroom a `batch` at a time, a macrotask between batches;
- * undefined when stopped or when nothing could be opened.
+ * probeDescriptorHeadroom in slices: `first` descriptors before the first
+ * await, then `then` per macrotask; undefined when stopped or when nothing
+ * could be opened.
  */
 export async function probeHeadroomSliced(
   stopped: () => boolean,
   open: () => { close(): void },
-  batch = 512,
+  slices: { first: number; then: number } = { first: PROBE_FIRST_SLICE, then: PROBE_SLICE },
 ): Promise<number | undefined> {
   const held: { close(): void }[] = [];
   try {
-    while (held.length < DEFAULT_DESCRIPTORS_NEEDED) {
-      for (let i = 0; i < batch && held.length < DEFAULT_DESCRIPTORS_NEEDED; i++) {
+    for (let slice = slices.first; held.length < DEFAULT_DESCRIPTORS_NEEDED; slice = slices.then) {
+      for (let i = 0; i < slice && held.length < DEFAULT_DESCRIPTORS_NEEDED; i++) {
         held.push(open());
       }
-      await new Promise((resolve) => setTimeout(resolve, 0));
+      await nextMacrotask();
       if (stopped()) return undefined;
     }
   } catch {
@@ -130,6 +139,17 @@ export async function probeHeadroomSliced(
   return held.length === 0 ? undefined : held.length;
 }
 
+function nextMacrotask(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
+ * The descriptor limit to size the caps from: the soft RLIMIT_NOFILE when
+ * /proc/self/limits is readable, else the measured headroom (at most
+ * DEFAULT_DESCRIPTORS_NEEDED, which is all the defaults need). Undefined
+ * when unlimited or unknown (not Linux, nothing openable). Without `sources`
+ * the answer is computed once per process.
+ */
 export function openFilesLimit(sources?: OpenFilesSources | (() => string)): number | undefined {
   if (sources === undefined) {
     found ??= { limit: openFilesLimit({}) };

@@ -70,6 +70,22 @@ export const MAX_PENDING_REPLY_BYTES = 16 * 1024 * 1024;
  * order), so descriptors stay within the cap.
  */
 export const MAX_EVICTIONS_IN_FLIGHT = 32;
+/**
+ * Accepting is paced while this many connections have sent nothing. Each
+ * connection costs the one thread ~150 µs over its life (accept, the pending
+ * read, close; measured, about what a bare Deno server pays), so an attacker
+ * opening thousands a second takes most of a core and everyone else waits
+ * behind it; past this many silent ones, newcomers wait in the kernel's
+ * backlog instead. A real nsqd sends its magic with the connection, so a
+ * fleet reconnecting at once stays under it, and accepts at full speed.
+ */
+export const SILENT_PACING_THRESHOLD = 1_024;
+/**
+ * Accepts per second while paced: about a sixth of a core at that cost (with
+ * 2,000 an attacker still held /ping at 125-140 ms on our 2 cores; with 1,000,
+ * 52 ms).
+ */
+export const PACED_ACCEPTS_PER_SECOND = 1_000;
 /** At most this many connections are closed per sweep; the rest wait for the next one. */
 export const MAX_DROPS_PER_SWEEP = 1024;
 /** Per sweep, drops beyond this many are logged as one summary line. */
@@ -101,6 +117,11 @@ export interface TcpServerOptions {
   idleTimeoutMs: number;
   magicTimeoutMs?: number;
   writeTimeoutMs?: number;
+  /**
+   * Paces accepting while `silentThreshold` connections have sent nothing
+   * (default SILENT_PACING_THRESHOLD, PACED_ACCEPTS_PER_SECOND).
+   */
+  acceptPacing?: { silentThreshold: number; perSecond: number };
   /** Monotonic milliseconds; injectable so the sweeper can be tested without sleeping. */
   clock?: () => number;
   /** Period of the idle sweeper; 0 disables the timer (tests call sweep() themselves). */
@@ -130,7 +151,7 @@ export interface TcpServerOptions {
   turns?: TurnScheduler;
   /** Wraps listener.accept() (to inject accept failures). */
   accept?: (listener: Deno.TcpListener) => Promise<Deno.TcpConn>;
-  /** How the accept loop pauses after a failure (default setTimeout). */
+  /** How the accept loop pauses after a failure, and while paced (default setTimeout). */
   sleep?: (ms: number) => Promise<void>;
 }
 
@@ -147,6 +168,8 @@ export interface TcpServerStats {
   bytesRead: number;
   /** Connections refused at accept or evicted, by reason. */
   refused: Record<RefusalReason, number>;
+  /** Times accepting paused because too many connections were silent. */
+  pacedAccepts: number;
 }
 
 interface Connection extends Tracked {
@@ -210,6 +233,10 @@ export class TcpServer {
     per_remote: new Throttle(REFUSAL_LOG_INTERVAL_MS),
     evicted: new Throttle(REFUSAL_LOG_INTERVAL_MS),
   };
+  /** While paced: when the next accept may happen (clock milliseconds). */
+  #pacedUntil = 0;
+  /** Times accepting paused for pacing. */
+  #pacedAccepts = 0;
   readonly #silentEofs = new Throttle(SILENT_EOF_LOG_INTERVAL_MS);
   #pendingReplyBytes = 0;
   #bytesRead = 0;
@@ -267,6 +294,7 @@ export class TcpServer {
       blockedWrites: this.#blocked.size,
       bytesRead: this.#bytesRead,
       refused: { ...this.#refused },
+      pacedAccepts: this.#pacedAccepts,
     };
   }
 
@@ -365,6 +393,17 @@ export class TcpServer {
    */
   async #pace(): Promise<void> {
     await this.#turns.run(ignore).catch(ignore);
+    const pacing = this.#options.acceptPacing ??
+      { silentThreshold: SILENT_PACING_THRESHOLD, perSecond: PACED_ACCEPTS_PER_SECOND };
+    if (this.#table.count("silent") >= pacing.silentThreshold) {
+      // One accept per 1/perSecond, slept in steps of at least a timer's granularity.
+      const now = this.#clock();
+      this.#pacedUntil = Math.max(this.#pacedUntil, now) + 1_000 / pacing.perSecond;
+      if (this.#pacedUntil - now >= PACING_STEP_MS) {
+        this.#pacedAccepts++;
+        await (this.#options.sleep ?? sleepMs)(this.#pacedUntil - now);
+      }
+    }
     while (this.#evicting >= MAX_EVICTIONS_IN_FLIGHT && !this.#closing) {
       await new Promise<void>((resolve) => this.#evictionDone = resolve);
     }
@@ -689,6 +728,13 @@ export class TcpServer {
 }
 
 function ignore(): void {}
+
+/** Pacing sleeps at least this long: a shorter timer is rounded up anyway. */
+const PACING_STEP_MS = 5;
+
+function sleepMs(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
 
 /**
  * Writes `frame` and closes, without reading and without making the accept

@@ -2,7 +2,7 @@
 // log lines, and a small TCP client that speaks protocol V1.
 
 import assert from "node:assert/strict";
-import { type Daemon, startDaemon as start } from "../../src/daemon.ts";
+import { type Daemon, loadAccessRules, startDaemon as start } from "../../src/daemon.ts";
 import { createLogger, type Logger, type LogLevel } from "../../src/ops/logger.ts";
 import { defaultOptions, type Options } from "../../src/options.ts";
 import { type PeerInfo, Registry } from "../../src/registry.ts";
@@ -21,6 +21,10 @@ export {
   type StoppedDaemon,
 } from "./daemon_process.ts";
 import { daemonCommand } from "./daemon_process.ts";
+
+// startDaemon below is synchronous, access flags or not; main.ts loads the
+// access rules only for runs that ask for them.
+await loadAccessRules();
 
 export const HOSTNAME = "testhost";
 const encoder = new TextEncoder();

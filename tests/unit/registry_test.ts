@@ -628,6 +628,36 @@ Deno.test("/nodes and /debug can be pulled in slices while the registry changes"
   assert.deepEqual(registry.debug(), []);
 });
 
+Deno.test("/debug is gathered in sorted runs, one run a step, and merged into the same answer", () => {
+  const clock = new ManualClock();
+  const options = {
+    now: clock.now,
+    inactiveProducerTimeoutMs: INACTIVE_MS,
+    tombstoneLifetimeMs: 1,
+  };
+  const registry = new Registry(options);
+  const model = new ModelRegistry(options);
+  for (const i of [1, 2, 3]) {
+    const info = peer(new Registry(options), `1.1.1.1:${i}`, { broadcastAddress: `n${i}` });
+    for (const r of [registry, model]) {
+      r.identify(info);
+      // Names that sort otherwise than they were added, some with ':' where another ends.
+      for (const t of ["zz", "a", "a:b", "m", "ab"]) {
+        r.registerChannel(info, `${t}${i % 2}`, `c${3 - i}`);
+      }
+      r.registerTopic(info, `t${9 - i}`);
+    }
+  }
+  const steps = [...registry.iterateDebug(4)];
+  const whole = registry.debug();
+  const nulls = steps.filter((s) => s === null).length;
+  // Runs of 4, one step (null) per full run, all before the first entry.
+  assert.equal(nulls, Math.floor(whole.length / 4));
+  assert.ok(steps.slice(0, nulls).every((s) => s === null), "every run is sorted first");
+  assert.deepEqual(steps.slice(nulls), whole);
+  assert.deepEqual(whole, model.debug());
+});
+
 Deno.test("a registration keeps its answers as it grows past the small-array limit and back", () => {
   const clock = new ManualClock();
   const options = {

@@ -126,6 +126,22 @@ Deno.test("a visibility narrows /topics, /channels and /lookup channels", () => 
   assert.deepEqual(open.channels, ["ch-0", "ch-1", "ch-2"]);
 });
 
+Deno.test("/debug sorts its registrations a run of SLICED_ITEMS per step, never the registry at once", () => {
+  const ctx = context();
+  const registrations = SLICED_ITEMS * 5 + 1; // the client registration, and the topics
+  registerMany(ctx, registrations - 1);
+  const outcome = debug(ctx) as Outcome;
+  assert.ok(outcome.kind === "json-slices");
+  // The first steps write nothing: each sorted one run (a later step merges them).
+  const first = Array.from({ length: 5 }, () => outcome.slices.next().value);
+  assert.deepEqual(first, ["", "", "", "", ""]);
+  let text = "";
+  for (let r = outcome.slices.next(); !r.done; r = outcome.slices.next()) text += r.value;
+  const keys = Object.keys(JSON.parse(text));
+  assert.equal(keys.length, registrations);
+  assert.deepEqual(keys, ctx.registry.debug().map((d) => d.name));
+});
+
 Deno.test("/debug comes in slices and waits for the /debug before it to end", async () => {
   const ctx = context();
   registerMany(ctx, 3_000, 1);

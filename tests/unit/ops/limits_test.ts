@@ -13,7 +13,7 @@ Deno.test("headroom measured in batches lets other work run between them, and cl
   };
   let ticks = 0;
   const ticker = setInterval(() => ticks++, 0);
-  const headroom = await probeHeadroomSliced(() => false, file, 100);
+  const headroom = await probeHeadroomSliced(() => false, file, { first: 100, then: 100 });
   clearInterval(ticker);
   assert.equal(headroom, 1_000);
   assert.equal(closed, 1_000);
@@ -27,8 +27,28 @@ Deno.test("a headroom measurement stopped midway says nothing and closes what it
   const headroom = await probeHeadroomSliced(() => ++batches === 2, () => {
     opened++;
     return { close: () => closed++ };
-  }, 100);
+  }, { first: 100, then: 100 });
   assert.equal(headroom, undefined);
   assert.equal(opened, 200);
   assert.equal(closed, 200);
+});
+
+Deno.test("the first slice is opened before the probe yields, so a limit within it is known before any connection is accepted", async () => {
+  const probe = (
+    limit: number,
+  ): { opened: () => number; headroom: Promise<number | undefined> } => {
+    let open = 0;
+    const headroom = probeHeadroomSliced(() => false, () => {
+      if (open === limit) throw new Error("EMFILE");
+      open++;
+      return { close: () => {} };
+    }, { first: 256, then: 64 });
+    return { opened: () => open, headroom };
+  };
+  const small = probe(200);
+  assert.equal(small.opened(), 200);
+  assert.equal(await small.headroom, 200);
+  const large = probe(1000);
+  assert.equal(large.opened(), 256);
+  assert.equal(await large.headroom, 1000);
 });

@@ -476,10 +476,16 @@ function inProcessFamilies(): [string, MetricType][] {
 }
 
 /** Every family, in order, for the given process families. */
-function expectedFamilies(processFamilies: [string, MetricType][]): [string, MetricType][] {
+function expectedFamilies(
+  processFamilies: [string, MetricType][],
+  tcpLoad = true,
+): [string, MetricType][] {
   const ours = EXPECTED_FAMILIES.map(([name, type]): [string, MetricType] => [P + name, type]);
+  const load: [string, MetricType][] = tcpLoad
+    ? [[`${P}tcp_pending_reply_bytes`, "gauge"], [`${P}tcp_blocked_writes`, "gauge"]]
+    : [];
   const heapAt = ours.findIndex(([name]) => name === `${P}heap_used_bytes`);
-  return [...ours.slice(0, heapAt), ...processFamilies, ...ours.slice(heapAt)];
+  return [...ours.slice(0, heapAt), ...load, ...processFamilies, ...ours.slice(heapAt)];
 }
 
 const FIXED_PROCESS: ProcessStats = {
@@ -513,7 +519,7 @@ Deno.test("createDaemonMetrics: every family, in order, with HELP and TYPE, befo
   const s = readExposition(metrics.render());
   assert.deepEqual(
     [...s.families.values()].map((f) => [f.name, f.type]),
-    expectedFamilies(PROCESS_FAMILIES),
+    expectedFamilies(PROCESS_FAMILIES, false),
   );
   assert.equal(s.get(`${P}tcp_connections_accepted_total`), 0);
   assert.deepEqual(removed(s), { disconnect: 0, idle_timeout: 0, unregister: 0 });

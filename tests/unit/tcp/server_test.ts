@@ -893,6 +893,44 @@ Deno.test("peers that close without a byte are logged as Go does, at most one li
   await eventually(() => s.server.connectionCount === 0);
 });
 
+Deno.test("while many connections are silent, accepting is paced; once they speak it is not", async () => {
+  const sleeps: number[] = [];
+  await using s = startTcpServer({
+    server: {
+      acceptPacing: { silentThreshold: 2, perSecond: 100 },
+      sleep: (ms) => {
+        sleeps.push(ms);
+        return Promise.resolve();
+      },
+    },
+  });
+  const first = await s.connect();
+  await eventually(() => s.server.connectionCount === 1);
+  assert.deepEqual(sleeps, [], "below the threshold, no pause");
+  const second = await s.connect();
+  await eventually(() => s.server.connectionCount === 2);
+  // From the threshold on, each next accept waits its 1/100 s (the manual clock
+  // stands still, so the waits add up).
+  const more = [await s.connect(), await s.connect()];
+  await eventually(() => s.server.connectionCount === 4);
+  await eventually(() => sleeps.length === 3);
+  assert.deepEqual(sleeps, [10, 20, 30]);
+  assert.equal(s.server.stats.pacedAccepts, 3);
+  const quiet = [first, second];
+  // They all speak: nobody is silent, accepting goes at full speed again.
+  for (const client of [...quiet, ...more]) {
+    await client.send("  V1PING\n");
+    await expectFrame(client, hex(OK_HEX));
+  }
+  const paused = sleeps.length;
+  for (let i = 0; i < 3; i++) {
+    const client = await s.connect();
+    await client.send("  V1PING\n");
+    await expectFrame(client, hex(OK_HEX));
+  }
+  assert.equal(sleeps.length, paused, "no pause while connections identify themselves");
+});
+
 // ---- [beyond] timeouts, driven by sweep(now) with a manual clock ----
 
 Deno.test("a connection without protocol magic within 10 s is closed", async () => {

@@ -2,30 +2,32 @@
 // the one JavaScript thread for a long time, so a sliced answer sorts runs of
 // a few thousand (one run a step) and merges them as it writes.
 
-import { compareStrings } from "../registry.ts";
-
-/** Names in runs of at most `runLength`, each run sorted; one run per step. */
-export function* sortedRuns(
-  names: Iterable<string>,
+/** Items in runs of at most `runLength`, each run sorted; one run per step. */
+export function* sortedRuns<T>(
+  items: Iterable<T>,
   runLength: number,
-): Generator<string[], void, undefined> {
-  let run: string[] = [];
-  for (const name of names) {
-    run.push(name);
+  compare: (a: T, b: T) => number,
+): Generator<T[], void, undefined> {
+  let run: T[] = [];
+  for (const item of items) {
+    run.push(item);
     if (run.length === runLength) {
-      yield run.sort(compareStrings);
+      yield run.sort(compare);
       run = [];
     }
   }
-  if (run.length > 0) yield run.sort(compareStrings);
+  if (run.length > 0) yield run.sort(compare);
 }
 
-/** The names of sorted runs, merged in order (a binary heap of run heads). */
-export function* mergeRuns(runs: readonly string[][]): Generator<string, void, undefined> {
-  // heap[i] = [run index, position in that run], ordered by the name there.
+/** The items of sorted runs, merged in order (a binary heap of run heads). */
+export function* mergeRuns<T>(
+  runs: readonly T[][],
+  compare: (a: T, b: T) => number,
+): Generator<T, void, undefined> {
+  // heap[i] = [run index, position in that run], ordered by the item there.
   const heap: [number, number][] = [];
-  const nameAt = (entry: [number, number]): string => runs[entry[0]][entry[1]];
-  const less = (a: number, b: number): boolean => nameAt(heap[a]) < nameAt(heap[b]);
+  const itemAt = (entry: [number, number]): T => runs[entry[0]][entry[1]];
+  const less = (a: number, b: number): boolean => compare(itemAt(heap[a]), itemAt(heap[b])) < 0;
   const swap = (a: number, b: number): void => {
     [heap[a], heap[b]] = [heap[b], heap[a]];
   };
@@ -45,7 +47,7 @@ export function* mergeRuns(runs: readonly string[][]): Generator<string, void, u
   for (let i = (heap.length >> 1) - 1; i >= 0; i--) down(i);
   while (heap.length > 0) {
     const head = heap[0];
-    yield nameAt(head);
+    yield itemAt(head);
     if (++head[1] === runs[head[0]].length) {
       const last = heap.pop()!;
       if (heap.length === 0) return;
