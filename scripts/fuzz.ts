@@ -22,10 +22,10 @@ import {
   readFrame,
   scrape,
   sleep,
-  spawnDaemon,
   table,
   writeAll,
 } from "../tests/support/harness.ts";
+import { spawnDaemon } from "../tests/support/daemon_process.ts";
 import { writeStderr, writeStdout } from "../src/ops/logger.ts";
 
 const encoder = new TextEncoder();

@@ -22,9 +22,9 @@ import {
   percentile,
   scrape,
   sleep,
-  spawnDaemon,
   table,
 } from "../tests/support/harness.ts";
+import { spawnDaemon } from "../tests/support/daemon_process.ts";
 import { writeStderr, writeStdout } from "../src/ops/logger.ts";
 import { NetConn } from "../tests/support/net_conn.ts";
 

@@ -38,13 +38,12 @@ import {
   mib,
   readFrame,
   sleep,
-  spawnDaemon,
-  type SpawnedDaemon,
   table,
   writeAll,
 } from "../tests/support/harness.ts";
 import { HttpConn, httpGet, type HttpRequest } from "../tests/support/http_client.ts";
 import { NetConn } from "../tests/support/net_conn.ts";
+import { spawnDaemon, type SpawnedDaemon } from "../tests/support/daemon_process.ts";
 import { writeStderr, writeStdout } from "../src/ops/logger.ts";
 import { RUNTIME_FLAGS } from "./compile_plan.ts";
 

@@ -1,11 +1,9 @@
 // The base of the support library, shared by tests and scripts/ (fuzz, load,
 // stress): timing helpers, /metrics, percentiles, a plain-text table, and the
 // TCP protocol's framing. The daemon as a separate process is
-// daemon_process.ts (re-exported here for the scripts).
+// daemon_process.ts.
 
 import { writeStderr } from "../../src/ops/logger.ts";
-
-export { spawnDaemon, type SpawnedDaemon, type StoppedDaemon } from "./daemon_process.ts";
 
 const encoder = new TextEncoder();
 
