@@ -42,6 +42,8 @@ export type { HttpObserver } from "./policies.ts";
 export const MAX_BODY_BYTES = 1024 * 1024;
 /** Characters of /lookup bodies kept for reuse, across topics. */
 export const LOOKUP_CACHE_CHARS = 16 * 1024 * 1024;
+/** What a /lookup cache entry costs besides its body (measured: ~150-200 bytes). */
+export const LOOKUP_CACHE_ENTRY_OVERHEAD = 200;
 /** Characters of the /topics and /nodes bodies kept (one of each). */
 const LIST_CACHE_CHARS = 512 * 1024 * 1024;
 
@@ -94,7 +96,10 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
   const ctx: RouteContext = {
     registry: options.registry,
     logger: options.logger,
-    lookupCache: new AnswerCache(LOOKUP_CACHE_CHARS),
+    lookupCache: new AnswerCache(LOOKUP_CACHE_CHARS, {
+      live: (topic) => options.registry.topicVersion(topic) !== undefined,
+      entryOverhead: LOOKUP_CACHE_ENTRY_OVERHEAD,
+    }),
     listCache: new AnswerCache(LIST_CACHE_CHARS),
     debugTurns: new OneAtATime(),
     metricsText: options.metrics,

@@ -222,3 +222,29 @@ Deno.test("the cache holds at most its budget of body characters, dropping the o
   assert.equal(cache.get("huge", 1, 0), undefined, "a body over the whole budget is not kept");
   assert.equal(cache.chars, 8);
 });
+
+Deno.test("entries of keys that are gone leave within a few insertions, live ones stay", () => {
+  const topics = new Set(["live-1", "live-2"]);
+  const cache = new AnswerCache(1 << 20, { live: (key) => topics.has(key) });
+  const entry = { version: 1, validThrough: Infinity, body: "{}" };
+  cache.set("live-1", entry);
+  cache.set("live-2", entry);
+  // Topic create, lookup, delete, over and over: nothing asks for a deleted one again.
+  for (let i = 0; i < 1_000; i++) {
+    topics.add(`t${i}`);
+    cache.set(`t${i}`, entry);
+    topics.delete(`t${i}`);
+  }
+  assert.ok(cache.size <= 4, `${cache.size} entries held`);
+  assert.equal(cache.get("live-1", 1, 0)?.body, "{}");
+  assert.equal(cache.get("live-2", 1, 0)?.body, "{}");
+});
+
+Deno.test("an entry's overhead counts against the budget, so tiny answers cannot pile up", () => {
+  const cache = new AnswerCache(1_000, { entryOverhead: 200 });
+  for (let i = 0; i < 100; i++) cache.set(`t${i}`, { version: 1, validThrough: 0, body: "x" });
+  assert.equal(cache.size, 4, "1,000 / (1 + 200)");
+  assert.equal(cache.chars, 4 * 201);
+  cache.delete("t99");
+  assert.equal(cache.chars, 3 * 201);
+});
