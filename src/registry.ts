@@ -342,15 +342,41 @@ export class Registry {
    * are deleted too.
    */
   removePeer(peerId: string): RemovedMembership[] {
+    const removed: RemovedMembership[] = [];
+    for (const step of this.removePeerInSteps(peerId, Infinity)) removed.push(...step);
+    return removed;
+  }
+
+  /**
+   * removePeer in steps, for a peer with tens of thousands of registrations
+   * (one step of the whole would hold the thread for tens of milliseconds):
+   * the peer is gone at the first step (no longer identified, nor in /nodes);
+   * its registrations are then sorted a run of `perStep` per step (each yields
+   * nothing) and left `perStep` per step, in order, each step yielding those
+   * it left. Until the last step, the registrations not yet reached still
+   * show the peer, as a connection's end reaches Go's registrations one at a
+   * time too.
+   */
+  *removePeerInSteps(
+    peerId: string,
+    perStep: number,
+  ): Generator<RemovedMembership[], void, undefined> {
     const state = this.#peers.get(peerId);
-    if (state === undefined) return [];
+    if (state === undefined) return;
     this.#peers.delete(peerId);
     // The state is dropped: without stale entries its own array is the list to sort.
-    const memberships =
-      (state.memberships.length === state.live ? state.memberships : liveMemberships(state)).sort(
-        compareRegistrations,
-      );
-    for (const registration of memberships) {
+    const memberships = state.memberships.length === state.live
+      ? state.memberships
+      : liveMemberships(state);
+    const runs: Registration[][] = [];
+    for (const run of sortedRuns(memberships, perStep, compareRegistrations)) {
+      runs.push(run);
+      if (run.length === perStep) yield [];
+    }
+    let step: Registration[] = [];
+    for (const registration of mergeRuns(runs, compareRegistrations)) {
+      // Between steps a registration may have been deleted (a topic delete over HTTP).
+      if (!registration.hasProducer(state.info)) continue;
       this.#leave(registration, state.info);
       const name = registration.category === "channel" ? registration.subkey : registration.key;
       if (
@@ -359,8 +385,13 @@ export class Registry {
       ) {
         this.#deleteRegistration(registration);
       }
+      step.push(registration);
+      if (step.length === perStep) {
+        yield step;
+        step = [];
+      }
     }
-    return memberships;
+    if (step.length > 0) yield step;
   }
 
   // ---- administrative side (HTTP) ----
@@ -739,7 +770,11 @@ export class Registry {
 
   #deleteRegistration(registration: Registration): void {
     const producers = registration.producerCount;
-    for (const peer of registration.producers) this.#forget(this.#peers.get(peer.id)!);
+    for (const peer of registration.producers) {
+      // A peer being removed in steps is no longer in #peers: nothing to forget.
+      const state = this.#peers.get(peer.id);
+      if (state !== undefined && state.info === peer) this.#forget(state);
+    }
     registration.clearProducers();
     registration.tombstones = undefined;
     this.#tombstoned.delete(registration);

@@ -271,6 +271,18 @@ export class LookupSession {
    * `reason` says why, for the removal metric.
    */
   close(reason: Exclude<RemovalReason, "unregister"> = "disconnect"): void {
+    for (const _ of this.closeInSteps(reason, Infinity));
+  }
+
+  /**
+   * close() in steps of at most `perStep` registrations (see
+   * Registry.removePeerInSteps): a peer with tens of thousands of them would
+   * otherwise hold the thread for tens of milliseconds. Run every step.
+   */
+  *closeInSteps(
+    reason: Exclude<RemovalReason, "unregister">,
+    perStep: number,
+  ): Generator<void, void, undefined> {
     this.#state = "closed";
     this.#pending = EMPTY;
     this.#pendingStart = 0;
@@ -279,13 +291,16 @@ export class LookupSession {
     if (this.#startedLoop) {
       logger.info(`PROTOCOL(V1): [${remoteAddress}] exiting ioloop`, { client: remoteAddress });
     }
-    if (this.#peer === undefined) return;
-    const removed = registry.removePeer(this.#peer.id);
-    for (const { category, key, subkey } of removed) {
-      this.#logRegistration("UNREGISTER", category, key, subkey);
-    }
-    this.#observer.producersRemoved(reason, removed.length);
+    const peer = this.#peer;
+    if (peer === undefined) return;
     this.#peer = undefined;
+    for (const removed of registry.removePeerInSteps(peer.id, perStep)) {
+      for (const { category, key, subkey } of removed) {
+        this.#logRegistration("UNREGISTER", category, key, subkey);
+      }
+      if (removed.length > 0) this.#observer.producersRemoved(reason, removed.length);
+      yield;
+    }
   }
 
   #acceptMagic(bytes: Uint8Array, out: Uint8Array[]): void {

@@ -89,10 +89,12 @@ class FaultyRegistry extends Registry {
     return super.registerTopic(peer, topic);
   }
 
-  override removePeer(peerId: string): RemovedMembership[] {
-    const removed = super.removePeer(peerId);
+  override *removePeerInSteps(
+    peerId: string,
+    perStep: number,
+  ): Generator<RemovedMembership[], void, undefined> {
+    yield* super.removePeerInSteps(peerId, perStep);
     if (this.#failCleanup.has(peerId)) throw new Error("injected cleanup fault");
-    return removed;
   }
 }
 

@@ -658,6 +658,49 @@ Deno.test("/debug is gathered in sorted runs, one run a step, and merged into th
   assert.deepEqual(whole, model.debug());
 });
 
+Deno.test("a peer leaves its registrations in steps: sorted a run a step, then left in order", () => {
+  const clock = new ManualClock();
+  const options = {
+    now: clock.now,
+    inactiveProducerTimeoutMs: INACTIVE_MS,
+    tombstoneLifetimeMs: 1,
+  };
+  const stepped = new Registry(options);
+  const whole = new Registry(options);
+  const other = peer(stepped, "1.1.1.1:9", { broadcastAddress: "other" });
+  const info = peer(new Registry(options), "1.1.1.1:1", { broadcastAddress: "leaving" });
+  for (const r of [stepped, whole]) {
+    r.identify(info);
+    for (const t of ["e", "b", "d#ephemeral", "a", "c"]) {
+      r.registerTopic(info, t);
+      r.registerChannel(info, t, "x");
+    }
+  }
+  stepped.registerTopic(other, "a");
+  const steps = [...stepped.removePeerInSteps(info.id, 3)];
+  // 11 registrations (the client one too): 3 full runs sorted, then 3, 3, 3 and 2 left.
+  assert.deepEqual(steps.map((s) => s.length), [0, 0, 0, 3, 3, 3, 2]);
+  assert.deepEqual(steps.flat(), whole.removePeer(info.id));
+  assertConsistent(stepped);
+  assert.deepEqual(stepped.lookup("a")?.producers.map((p) => p.id), ["1.1.1.1:9"]);
+  assert.equal(stepped.lookup("d#ephemeral"), undefined, "an ephemeral topic left empty goes");
+});
+
+Deno.test("a registration deleted between two steps of a peer's removal is skipped, counts stay true", () => {
+  const { registry } = setup();
+  const info = peer(registry, "1.1.1.1:1");
+  for (const t of ["a", "b", "c", "d"]) registry.registerTopic(info, t);
+  const steps = registry.removePeerInSteps(info.id, 2);
+  steps.next(); // a run sorted
+  steps.next(); // another
+  assert.equal(registry.lookup("a")?.producers.length, 1, "not reached yet: still shown");
+  registry.deleteTopic("c"); // over HTTP, meanwhile
+  const rest = [...steps].flat().map((m) => m.key);
+  assert.deepEqual(rest, ["", "a", "b", "d"]);
+  assertConsistent(registry);
+  assert.deepEqual(registry.entryCounts(), { client: 0, topic: 0, channel: 0 });
+});
+
 Deno.test("a registration keeps its answers as it grows past the small-array limit and back", () => {
   const clock = new ManualClock();
   const options = {

@@ -555,6 +555,25 @@ Deno.test("EOF inside a command line or the magic sends nothing", () => {
 
 // ---- end of connection ----
 
+Deno.test("closeInSteps() removes the peer a few registrations a step, logging each as close() does", () => {
+  const stepped = identified();
+  const whole = identified();
+  const commands =
+    "REGISTER t c\nREGISTER t2\nREGISTER e#ephemeral c#ephemeral\nREGISTER t c2#ephemeral\n";
+  stepped.feed(commands);
+  whole.feed(commands);
+  stepped.logs.length = 0;
+  whole.logs.length = 0;
+  // 7 registrations in steps of 2: three runs sorted, then four steps of leaving.
+  const steps = [...stepped.session.closeInSteps("disconnect", 2)].length;
+  whole.session.close();
+  assert.equal(steps, 7);
+  assert.equal(stepped.session.peer, undefined);
+  assert.deepEqual(membershipsOf(stepped.registry, REMOTE), []);
+  assert.deepEqual(stepped.logs, whole.logs);
+  assertConsistent(stepped.registry);
+});
+
 Deno.test("close() removes the peer from every registration and logs each removal", () => {
   const h = identified();
   h.feed("REGISTER t c\nREGISTER t2\nREGISTER e#ephemeral c#ephemeral\nREGISTER t c2#ephemeral\n");
