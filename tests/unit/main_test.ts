@@ -7,36 +7,48 @@
 import assert from "node:assert/strict";
 import { MAIN_PATH, makeTempConfig, removeTempConfig } from "../support/helpers.ts";
 
+/**
+ * Starts main.ts on free ports with `runtimeArgs` before it and `args` after
+ * it, stops it (SIGTERM) once both ports are announced, and returns its exit
+ * code and stderr.
+ */
+async function startAndStop(
+  runtimeArgs: string[],
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stderr: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...runtimeArgs,
+      "--allow-net",
+      "--allow-read",
+      "--allow-sys=hostname",
+      MAIN_PATH,
+      "--tcp-address=127.0.0.1:0",
+      "--http-address=127.0.0.1:0",
+      ...args,
+    ],
+    env,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  let stderr = "";
+  for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+    stderr += chunk;
+    if (stderr.includes("HTTP: listening on")) child.kill("SIGTERM");
+  }
+  const { code } = await child.status;
+  clearTimeout(timer);
+  return { code, stderr };
+}
+
 async function runWithEmptyCache(args: string[]): Promise<{ code: number; stderr: string }> {
   const denoDir = await Deno.makeTempDir({ prefix: "nsqlookupd-empty-cache-" });
   try {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--cached-only",
-        "--allow-net",
-        "--allow-read",
-        "--allow-sys=hostname",
-        MAIN_PATH,
-        "--tcp-address=127.0.0.1:0",
-        "--http-address=127.0.0.1:0",
-        ...args,
-      ],
-      env: { DENO_DIR: denoDir },
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    // Up once both ports are announced; then stopped, which must be clean.
-    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
-    let stderr = "";
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-      stderr += chunk;
-      if (stderr.includes("HTTP: listening on")) child.kill("SIGTERM");
-    }
-    const { code } = await child.status;
-    clearTimeout(timer);
-    return { code, stderr };
+    return await startAndStop(["--cached-only"], args, { DENO_DIR: denoDir });
   } finally {
     await Deno.remove(denoDir, { recursive: true });
   }
@@ -66,30 +78,7 @@ Deno.test("a run with --config loads the TOML parser (and so needs the npm cache
  * ..." when the cache is cold), relative to the repository.
  */
 async function modulesLoaded(args: string[]): Promise<string[]> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--log-level=debug",
-      "--allow-net",
-      "--allow-read",
-      "--allow-sys=hostname",
-      MAIN_PATH,
-      "--tcp-address=127.0.0.1:0",
-      "--http-address=127.0.0.1:0",
-      ...args,
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
-  let stderr = "";
-  for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-    stderr += chunk;
-    if (stderr.includes("HTTP: listening on")) child.kill("SIGTERM");
-  }
-  await child.status;
-  clearTimeout(timer);
+  const { stderr } = await startAndStop(["--log-level=debug"], args);
   const root = new URL("../../", import.meta.url).href;
   const loaded = [...stderr.matchAll(/for ES module: (\S+?),/g)]
     .map((match) => match[1].replace(root, ""));

@@ -25,6 +25,12 @@ function setup(): { clock: ManualClock; registry: Registry } {
   return { clock, registry };
 }
 
+/** Options for a registry and its twin (or model) fed the same operations. */
+function twinOptions(): ConstructorParameters<typeof Registry>[0] {
+  const clock = new ManualClock();
+  return { now: clock.now, inactiveProducerTimeoutMs: INACTIVE_MS, tombstoneLifetimeMs: 1 };
+}
+
 function peer(
   registry: Registry,
   id: string,
@@ -629,12 +635,7 @@ Deno.test("/nodes and /debug can be pulled in slices while the registry changes"
 });
 
 Deno.test("/debug is gathered in sorted runs, one run a step, and merged into the same answer", () => {
-  const clock = new ManualClock();
-  const options = {
-    now: clock.now,
-    inactiveProducerTimeoutMs: INACTIVE_MS,
-    tombstoneLifetimeMs: 1,
-  };
+  const options = twinOptions();
   const registry = new Registry(options);
   const model = new ModelRegistry(options);
   for (const i of [1, 2, 3]) {
@@ -659,12 +660,7 @@ Deno.test("/debug is gathered in sorted runs, one run a step, and merged into th
 });
 
 Deno.test("a peer leaves its registrations in steps: sorted a run a step, then left in order", () => {
-  const clock = new ManualClock();
-  const options = {
-    now: clock.now,
-    inactiveProducerTimeoutMs: INACTIVE_MS,
-    tombstoneLifetimeMs: 1,
-  };
+  const options = twinOptions();
   const stepped = new Registry(options);
   const whole = new Registry(options);
   const other = peer(stepped, "1.1.1.1:9", { broadcastAddress: "other" });
@@ -702,12 +698,7 @@ Deno.test("a registration deleted between two steps of a peer's removal is skipp
 });
 
 Deno.test("a registration keeps its answers as it grows past the small-array limit and back", () => {
-  const clock = new ManualClock();
-  const options = {
-    now: clock.now,
-    inactiveProducerTimeoutMs: INACTIVE_MS,
-    tombstoneLifetimeMs: 1,
-  };
+  const options = twinOptions();
   const registry = new Registry(options);
   const model = new ModelRegistry(options);
   const peers = Array.from({ length: SMALL_PRODUCER_LIMIT * 3 }, (_, i) => {
@@ -722,7 +713,7 @@ Deno.test("a registration keeps its answers as it grows past the small-array lim
       version: "1.3.0",
       topologyZone: "",
       topologyRegion: "",
-      lastUpdate: clock.now(),
+      lastUpdate: options.now(),
     };
     return info;
   });
