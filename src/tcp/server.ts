@@ -31,6 +31,7 @@ import {
   ConnectionTable,
   defaultMaxPerHost,
   hostKey,
+  MAX_SILENT_CONNECTIONS,
   type Standing,
   type Tracked,
 } from "./admission.ts";
@@ -144,6 +145,11 @@ export interface TcpServerOptions {
    * else is closed. Default: 1/8 of `maxConnections`.
    */
   maxPerRemote?: number;
+  /**
+   * Connections that have sent nothing held at once; a newcomer beyond it
+   * replaces the longest-silent (see admission.ts). Default MAX_SILENT_CONNECTIONS.
+   */
+  maxSilent?: number;
   /** Reply bytes all blocked writes may hold together (default MAX_PENDING_REPLY_BYTES). */
   maxPendingReplyBytes?: number;
   /**
@@ -263,6 +269,7 @@ export class TcpServer {
     this.#limits = {
       maxConnections,
       maxPerHost: options.maxPerRemote ?? defaultMaxPerHost(maxConnections),
+      maxSilent: options.maxSilent ?? MAX_SILENT_CONNECTIONS,
     };
     this.#maxPendingReplyBytes = options.maxPendingReplyBytes ?? MAX_PENDING_REPLY_BYTES;
     this.addr = options.listener.addr;
@@ -270,7 +277,11 @@ export class TcpServer {
 
   /** New caps, e.g. once the descriptor limit is known; connections above them stay. */
   resize(maxConnections: number, maxPerHost: number): void {
-    this.#limits = { maxConnections, maxPerHost };
+    this.#limits = {
+      maxConnections,
+      maxPerHost,
+      maxSilent: this.#options.maxSilent ?? MAX_SILENT_CONNECTIONS,
+    };
   }
 
   get connectionCount(): number {
@@ -435,11 +446,16 @@ export class TcpServer {
     const host = hostKey(remoteAddr.hostname);
     let decision = this.#table.admit(host, this.#limits);
     if (decision.kind === "evict" && this.#evicting >= MAX_EVICTIONS_IN_FLIGHT) {
-      decision = { kind: "refuse", reason: decision.reason };
+      // The silent bound is a limit too: counted and worded as the cap's.
+      decision = {
+        kind: "refuse",
+        reason: decision.reason === "silent" ? "limit" : decision.reason,
+      };
     }
     if (decision.kind === "refuse") {
+      const reason = decision.reason === "silent" ? "limit" : decision.reason;
       closeQuietly(conn);
-      this.#count(decision.reason, () => this.#refusalText(decision.reason, remoteAddr, host));
+      this.#count(reason, () => this.#refusalText(reason, remoteAddr, host));
       return;
     }
     if (decision.kind === "evict") {
@@ -460,6 +476,8 @@ export class TcpServer {
           }) (${
             reason === "limit"
               ? `${this.#limits.maxConnections} connections open`
+              : reason === "silent"
+              ? `${this.#limits.maxSilent} connections open without a byte sent`
               : `host ${host} at its share of ${this.#limits.maxPerHost}`
           })`,
       );
