@@ -22,7 +22,7 @@ export interface Tracked {
 }
 
 /** Which limit a newcomer ran into. */
-export type AdmissionReason = "limit" | "per_remote" | "silent";
+export type AdmissionReason = "limit" | "per_remote";
 
 export type Admission<T extends Tracked> =
   | { kind: "admit" }
@@ -34,20 +34,7 @@ export interface AdmissionLimits {
   maxConnections: number;
   /** Connections one host may hold at once. */
   maxPerHost: number;
-  /**
-   * Connections that have sent nothing, held at once. Each holds a pending
-   * read, and when thousands of peers close together the runtime hands every
-   * completion to the one thread in one go (16,000: 0.4-0.5 s in a bare Deno
-   * server, everyone else waiting); so an attacker's silent connections are
-   * bounded far below the cap. A real nsqd sends its magic with the
-   * connection: it is silent for a moment only, and with accepting paced
-   * (tcp/server.ts) it is not the oldest silent one for seconds.
-   */
-  maxSilent: number;
 }
-
-/** The default bound on connections that have sent nothing. */
-export const MAX_SILENT_CONNECTIONS = 2_048;
 
 /** The share of the cap one host may hold by default. */
 export const PER_HOST_SHARE = 1 / 8;
@@ -180,12 +167,8 @@ export class ConnectionTable<T extends Tracked> {
         ? { kind: "refuse", reason: "per_remote" }
         : { kind: "evict", victim, reason: "per_remote" };
     }
-    const oldestSilent = firstOf(this.#byStanding.silent);
-    if (oldestSilent !== undefined && this.#byStanding.silent.size >= limits.maxSilent) {
-      return { kind: "evict", victim: oldestSilent, reason: "silent" };
-    }
     if (this.#size < limits.maxConnections) return { kind: "admit" };
-    const victim = oldestSilent ?? firstOf(this.#byStanding.started);
+    const victim = firstOf(this.#byStanding.silent) ?? firstOf(this.#byStanding.started);
     return victim === undefined
       ? { kind: "refuse", reason: "limit" }
       : { kind: "evict", victim, reason: "limit" };

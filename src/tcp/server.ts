@@ -31,7 +31,6 @@ import {
   ConnectionTable,
   defaultMaxPerHost,
   hostKey,
-  MAX_SILENT_CONNECTIONS,
   type Standing,
   type Tracked,
 } from "./admission.ts";
@@ -145,11 +144,6 @@ export interface TcpServerOptions {
    * else is closed. Default: 1/8 of `maxConnections`.
    */
   maxPerRemote?: number;
-  /**
-   * Connections that have sent nothing held at once; a newcomer beyond it
-   * replaces the longest-silent (see admission.ts). Default MAX_SILENT_CONNECTIONS.
-   */
-  maxSilent?: number;
   /** Reply bytes all blocked writes may hold together (default MAX_PENDING_REPLY_BYTES). */
   maxPendingReplyBytes?: number;
   /**
@@ -269,7 +263,6 @@ export class TcpServer {
     this.#limits = {
       maxConnections,
       maxPerHost: options.maxPerRemote ?? defaultMaxPerHost(maxConnections),
-      maxSilent: options.maxSilent ?? MAX_SILENT_CONNECTIONS,
     };
     this.#maxPendingReplyBytes = options.maxPendingReplyBytes ?? MAX_PENDING_REPLY_BYTES;
     this.addr = options.listener.addr;
@@ -277,11 +270,7 @@ export class TcpServer {
 
   /** New caps, e.g. once the descriptor limit is known; connections above them stay. */
   resize(maxConnections: number, maxPerHost: number): void {
-    this.#limits = {
-      maxConnections,
-      maxPerHost,
-      maxSilent: this.#options.maxSilent ?? MAX_SILENT_CONNECTIONS,
-    };
+    this.#limits = { maxConnections, maxPerHost };
   }
 
   get connectionCount(): number {
@@ -446,16 +435,11 @@ export class TcpServer {
     const host = hostKey(remoteAddr.hostname);
     let decision = this.#table.admit(host, this.#limits);
     if (decision.kind === "evict" && this.#evicting >= MAX_EVICTIONS_IN_FLIGHT) {
-      // The silent bound is a limit too: counted and worded as the cap's.
-      decision = {
-        kind: "refuse",
-        reason: decision.reason === "silent" ? "limit" : decision.reason,
-      };
+      decision = { kind: "refuse", reason: decision.reason };
     }
     if (decision.kind === "refuse") {
-      const reason = decision.reason === "silent" ? "limit" : decision.reason;
       closeQuietly(conn);
-      this.#count(reason, () => this.#refusalText(reason, remoteAddr, host));
+      this.#count(decision.reason, () => this.#refusalText(decision.reason, remoteAddr, host));
       return;
     }
     if (decision.kind === "evict") {
@@ -476,8 +460,6 @@ export class TcpServer {
           }) (${
             reason === "limit"
               ? `${this.#limits.maxConnections} connections open`
-              : reason === "silent"
-              ? `${this.#limits.maxSilent} connections open without a byte sent`
               : `host ${host} at its share of ${this.#limits.maxPerHost}`
           })`,
       );

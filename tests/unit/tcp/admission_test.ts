@@ -8,7 +8,6 @@ import {
   ConnectionTable,
   defaultMaxPerHost,
   hostKey,
-  MAX_SILENT_CONNECTIONS,
   type Standing,
   type Tracked,
 } from "../../../src/tcp/admission.ts";
@@ -35,7 +34,7 @@ function victim(decision: Admission<Entry>): string {
   return decision.kind === "evict" ? decision.victim.name : decision.kind;
 }
 
-const LIMITS = { maxConnections: 4, maxPerHost: 100, maxSilent: 100_000 };
+const LIMITS = { maxConnections: 4, maxPerHost: 100 };
 
 Deno.test("admission: below the cap everyone is admitted", () => {
   const { table: t } = table(["a", "h1", "identified", 1]);
@@ -95,7 +94,7 @@ Deno.test("admission: promotion moves a connection out of reach; a standing neve
 });
 
 Deno.test("admission: a host at its share displaces its own least-proven connection, never another host's", () => {
-  const limits = { maxConnections: 100, maxPerHost: 3, maxSilent: 100_000 };
+  const limits = { maxConnections: 100, maxPerHost: 3 };
   const { table: t, byName } = table(
     ["other-silent", "h2", "silent", 0],
     ["own-started", "h1", "started", 1],
@@ -127,32 +126,15 @@ Deno.test("admission: a host's victim is found without scanning its connections"
       lastActive: i,
     });
   }
-  const limits = { maxConnections: 100_000, maxPerHost: 20_000, maxSilent: 100_000 };
+  const limits = { maxConnections: 100_000, maxPerHost: 20_000 };
   const started = performance.now();
   for (let i = 0; i < 20_000; i++) assert.equal(victim(t.admit("h1", limits)), "n19999");
   // 20,000 scans of 20,000 would be 4e8 steps (seconds); O(1) is milliseconds.
   assert.ok(performance.now() - started < 1_000, "admission scanned the host's connections");
 });
 
-Deno.test("admission: connections that sent nothing have a bound of their own, far below the cap", () => {
-  const limits = { maxConnections: 100, maxPerHost: 100, maxSilent: 2 };
-  const { table: t, byName } = table(
-    ["nsqd", "h1", "identified", 0],
-    ["silent-old", "h2", "silent", 1],
-    ["started", "h3", "started", 2],
-    ["silent-new", "h4", "silent", 3],
-  );
-  const decision = t.admit("h9", limits);
-  assert.equal(victim(decision), "silent-old");
-  assert.equal(decision.kind === "evict" && decision.reason, "silent");
-  // One of them sends something: below the bound again, and nobody goes.
-  t.promote(byName.get("silent-new")!, "started");
-  assert.deepEqual(t.admit("h9", limits), { kind: "admit" });
-  assert.equal(MAX_SILENT_CONNECTIONS, 2_048);
-});
-
 Deno.test("admission: a host whose connections all identified is refused past its share", () => {
-  const limits = { maxConnections: 100, maxPerHost: 2, maxSilent: 100_000 };
+  const limits = { maxConnections: 100, maxPerHost: 2 };
   const { table: t } = table(["a", "h1", "identified", 1], ["b", "h1", "identified", 2]);
   assert.deepEqual(t.admit("h1", limits), { kind: "refuse", reason: "per_remote" });
 });

@@ -893,31 +893,6 @@ Deno.test("peers that close without a byte are logged as Go does, at most one li
   await eventually(() => s.server.connectionCount === 0);
 });
 
-Deno.test("connections that sent nothing are bounded: past it the longest-silent makes room, speakers stay", async () => {
-  await using s = startTcpServer({ logLevel: "warn", server: { maxSilent: 2 } });
-  const speaker = await s.connect();
-  await speaker.send("  V1PING\n");
-  await expectFrame(speaker, hex(OK_HEX));
-  const oldest = await s.connect();
-  await eventually(() => s.server.stats.byStanding.silent === 1);
-  const newer = await s.connect();
-  await eventually(() => s.server.stats.byStanding.silent === 2);
-  const newest = await s.connect();
-  await bounded(oldest.expectClosed(), "the longest-silent connection to go");
-  await eventually(() => s.server.stats.byStanding.silent === 2);
-  assert.equal(s.server.evictedCount, 1);
-  await speaker.send("PING\n");
-  await expectFrame(speaker, hex(OK_HEX));
-  for (const client of [newer, newest]) {
-    await client.send("  V1PING\n");
-    await expectFrame(client, hex(OK_HEX));
-  }
-  assert.ok(
-    s.logs.some((l) => l.includes("2 connections open without a byte sent")),
-    s.logs.join("\n"),
-  );
-});
-
 Deno.test("while many connections are silent, accepting is paced; once they speak it is not", async () => {
   const sleeps: number[] = [];
   await using s = startTcpServer({
