@@ -374,7 +374,9 @@ export class Registry {
       if (run.length === perStep) yield [];
     }
     let step: Registration[] = [];
-    for (const registration of mergeRuns(runs, compareRegistrations)) {
+    // One run (the usual peer, a few hundred registrations) is in order already.
+    const ordered = runs.length === 1 ? runs[0] : mergeRuns(runs, compareRegistrations);
+    for (const registration of ordered) {
       // Between steps a registration may have been deleted (a topic delete over HTTP).
       if (!registration.hasProducer(state.info)) continue;
       this.#leave(registration, state.info);
@@ -604,7 +606,8 @@ export class Registry {
       runs.push(run);
       if (run.length === runLength) yield null;
     }
-    for (const registration of mergeRuns(runs, compareRegistrations)) {
+    const ordered = runs.length === 1 ? runs[0] : mergeRuns(runs, compareRegistrations);
+    for (const registration of ordered) {
       if (registration.producerCount === 0) continue;
       const producers: Producer[] = [];
       for (const peer of registration.producers) {

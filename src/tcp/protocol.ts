@@ -299,7 +299,8 @@ export class LookupSession {
         this.#logRegistration("UNREGISTER", category, key, subkey);
       }
       if (removed.length > 0) this.#observer.producersRemoved(reason, removed.length);
-      yield;
+      // A step short of perStep is the last: the caller need not come back for the end.
+      if (removed.length === 0 || removed.length === perStep) yield;
     }
   }
 
