@@ -374,9 +374,7 @@ export class Registry {
       if (run.length === perStep) yield [];
     }
     let step: Registration[] = [];
-    // One run (the usual peer, a few hundred registrations) is in order already.
-    const ordered = runs.length === 1 ? runs[0] : mergeRuns(runs, compareRegistrations);
-    for (const registration of ordered) {
+    for (const registration of mergeRuns(runs, compareRegistrations)) {
       // Between steps a registration may have been deleted (a topic delete over HTTP).
       if (!registration.hasProducer(state.info)) continue;
       this.#leave(registration, state.info);
@@ -606,8 +604,7 @@ export class Registry {
       runs.push(run);
       if (run.length === runLength) yield null;
     }
-    const ordered = runs.length === 1 ? runs[0] : mergeRuns(runs, compareRegistrations);
-    for (const registration of ordered) {
+    for (const registration of mergeRuns(runs, compareRegistrations)) {
       if (registration.producerCount === 0) continue;
       const producers: Producer[] = [];
       for (const peer of registration.producers) {

@@ -19,8 +19,16 @@ export function* sortedRuns<T>(
   if (run.length > 0) yield run.sort(compare);
 }
 
-/** The items of sorted runs, merged in order (a binary heap of run heads). */
-export function* mergeRuns<T>(
+/**
+ * The items of sorted runs, merged in order. One run (the usual case: a few
+ * hundred items) is already in order and is returned as it is; several are
+ * merged through a binary heap of run heads.
+ */
+export function mergeRuns<T>(runs: readonly T[][], compare: (a: T, b: T) => number): Iterable<T> {
+  return runs.length === 1 ? runs[0] : mergeHeap(runs, compare);
+}
+
+function* mergeHeap<T>(
   runs: readonly T[][],
   compare: (a: T, b: T) => number,
 ): Generator<T, void, undefined> {

@@ -34,3 +34,9 @@ Deno.test("each step sorts one run: 10,000 names in runs of 1,000 take 10 steps"
   assert.equal(merged.length, 10_000);
   assert.deepEqual(merged, [...names].sort(compareStrings));
 });
+
+Deno.test("one run is already the merge: returned as it is, not walked through the heap", () => {
+  const run = ["a", "b", "c"];
+  assert.equal(mergeRuns([run], compareStrings), run);
+  assert.deepEqual([...mergeRuns([], compareStrings)], []);
+});
