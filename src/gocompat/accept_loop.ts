@@ -33,8 +33,7 @@ export interface AcceptLoopOptions {
 export async function acceptLoop(options: AcceptLoopOptions): Promise<void> {
   const { listener, label, logger } = options;
   const accept = options.accept ?? ((l: Deno.TcpListener) => l.accept());
-  const sleep = options.sleep ??
-    ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const sleep = options.sleep ?? sleepMs;
   let backoff = 0;
   while (options.accepting()) {
     let conn: Deno.TcpConn;
@@ -58,6 +57,11 @@ export async function acceptLoop(options: AcceptLoopOptions): Promise<void> {
     await options.take(conn);
     if (options.pace !== undefined) await options.pace();
   }
+}
+
+/** A timer's pause: the accept loop's default between failures (and the TCP server's pacing). */
+export function sleepMs(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 export function closeQuietly(conn: Deno.Conn): void {

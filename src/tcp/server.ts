@@ -21,7 +21,7 @@
 // - the read buffer starts small and grows only for clients that fill it;
 //   accept() failures (EMFILE) back off instead of spinning.
 
-import { acceptLoop, closeQuietly } from "../gocompat/accept_loop.ts";
+import { acceptLoop, closeQuietly, sleepMs } from "../gocompat/accept_loop.ts";
 import { formatNetAddr } from "../gocompat/address.ts";
 import { formatDuration } from "../gocompat/duration.ts";
 import type { Logger } from "../ops/logger.ts";
@@ -238,6 +238,7 @@ export class TcpServer {
     per_remote: new Throttle(REFUSAL_LOG_INTERVAL_MS),
     evicted: new Throttle(REFUSAL_LOG_INTERVAL_MS),
   };
+  readonly #pacing: { silentThreshold: number; perSecond: number };
   /** While paced: when the next accept may happen (clock milliseconds). */
   #pacedUntil = 0;
   /** Times accepting paused for pacing. */
@@ -265,6 +266,8 @@ export class TcpServer {
       maxPerHost: options.maxPerRemote ?? defaultMaxPerHost(maxConnections),
     };
     this.#maxPendingReplyBytes = options.maxPendingReplyBytes ?? MAX_PENDING_REPLY_BYTES;
+    this.#pacing = options.acceptPacing ??
+      { silentThreshold: SILENT_PACING_THRESHOLD, perSecond: PACED_ACCEPTS_PER_SECOND };
     this.addr = options.listener.addr;
   }
 
@@ -398,8 +401,7 @@ export class TcpServer {
    */
   async #pace(): Promise<void> {
     await this.#turns.run(ignore).catch(ignore);
-    const pacing = this.#options.acceptPacing ??
-      { silentThreshold: SILENT_PACING_THRESHOLD, perSecond: PACED_ACCEPTS_PER_SECOND };
+    const pacing = this.#pacing;
     if (this.#table.count("silent") >= pacing.silentThreshold) {
       // One accept per 1/perSecond, slept in steps of at least a timer's granularity.
       const now = this.#clock();
@@ -740,10 +742,6 @@ function ignore(): void {}
 
 /** Pacing sleeps at least this long: a shorter timer is rounded up anyway. */
 const PACING_STEP_MS = 5;
-
-function sleepMs(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /**
  * Writes `frame` and closes, without reading and without making the accept
