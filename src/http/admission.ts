@@ -36,6 +36,9 @@ export interface AdmissionLimits {
   readonly minWaitMs: number;
 }
 
+/** Which limit a newcomer ran into, worded as the log line says it. */
+export type AdmissionReason = "connection limit" | "per-remote share";
+
 export type Admission<T> =
   /** Take the newcomer. */
   | { readonly kind: "admit" }
@@ -43,9 +46,14 @@ export type Admission<T> =
    * Close `victim`, then take the newcomer; `wait`: only once the victim has
    * let go of its descriptor (the cap is reached).
    */
-  | { readonly kind: "evict"; readonly victim: T; readonly reason: string; readonly wait: boolean }
+  | {
+    readonly kind: "evict";
+    readonly victim: T;
+    readonly reason: AdmissionReason;
+    readonly wait: boolean;
+  }
   /** Close the newcomer. */
-  | { readonly kind: "refuse"; readonly reason: string };
+  | { readonly kind: "refuse"; readonly reason: AdmissionReason };
 
 /**
  * The default share of one remote host: half the cap (at least 16), so that

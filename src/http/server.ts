@@ -27,7 +27,13 @@ import { HTTP_MAX_CONNECTIONS } from "../ops/limits.ts";
 import { acceptLoop, closeQuietly } from "../gocompat/accept_loop.ts";
 import { formatNetAddr } from "../gocompat/address.ts";
 import type { ApiRequest } from "./api.ts";
-import { admit, defaultMaxPerRemote, defaultSoftLimit, type Occupant } from "./admission.ts";
+import {
+  type AdmissionReason,
+  admit,
+  defaultMaxPerRemote,
+  defaultSoftLimit,
+  type Occupant,
+} from "./admission.ts";
 import {
   type BodyMode,
   type FixedAnswer,
@@ -81,14 +87,17 @@ const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
 const encoder = new TextEncoder();
 
 /** Events of the server's work, for metrics and tests; each callback is optional. */
+/** Why a connection was closed to make room: a limit, or answers held past the process-wide bound. */
+export type EvictionReason = AdmissionReason | "memory";
+
 export interface HttpServerObserver {
   /** A response write began; writeEnded follows when it is done or abandoned. */
   writeStarted?(remote: string): void;
   writeEnded?(remote: string): void;
-  /** A connection closed to make room (`reason`: connection limit, per-remote share, memory). */
-  evicted?(remote: string, reason: string): void;
-  /** A newcomer closed at once (`reason`: connection limit, per-remote share). */
-  refused?(remote: string, reason: string): void;
+  /** A connection closed to make room. */
+  evicted?(remote: string, reason: EvictionReason): void;
+  /** A newcomer closed at once. */
+  refused?(remote: string, reason: AdmissionReason): void;
   /** Work paused so that other connections could have their turn. */
   yielded?(): void;
 }
@@ -364,7 +373,7 @@ export class HttpServer {
     }
   }
 
-  #evict(c: Connection, reason: string): void {
+  #evict(c: Connection, reason: EvictionReason): void {
     this.#evicted++;
     this.#options.observer?.evicted?.(c.remote, reason);
     this.#options.logger.debug(`HTTP: closing connection from ${c.remote} - evicted (${reason})`);

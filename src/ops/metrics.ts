@@ -2,7 +2,8 @@
 // TCP and HTTP sides call. Gauges are read from their sources at scrape time.
 
 import type { HttpObserver } from "../http/api.ts";
-import type { HttpServerObserver } from "../http/server.ts";
+import type { AdmissionReason } from "../http/admission.ts";
+import type { EvictionReason, HttpServerObserver } from "../http/server.ts";
 import type { RefusalReason, TcpObserver } from "../tcp/observer.ts";
 import { Counter, Gauge, Histogram, MetricsRegistry } from "./prometheus.ts";
 import type { Registry } from "../registry.ts";
@@ -268,16 +269,13 @@ function addTcpLoadGauges(metrics: MetricsRegistry, load: () => TcpLoad): void {
 }
 
 const TCP_REFUSALS: readonly Exclude<RefusalReason, "evicted">[] = ["admit", "limit", "per_remote"];
-const HTTP_REFUSALS = ["limit", "per_remote"] as const;
-const HTTP_EVICTIONS = ["limit", "per_remote", "memory"] as const;
-
-/** The HTTP server words its reasons for the log; the label is the short form. */
-function httpReasonLabel(reason: string): string {
-  if (reason.includes("share")) return "per_remote";
-  if (reason.includes("limit")) return "limit";
-  if (reason.includes("memory")) return "memory";
-  return "other";
-}
+/** The HTTP server's reasons, as label values. */
+const HTTP_REASON_LABELS: Record<EvictionReason, string> = {
+  "connection limit": "limit",
+  "per-remote share": "per_remote",
+  memory: "memory",
+};
+const HTTP_REFUSALS: readonly AdmissionReason[] = ["connection limit", "per-remote share"];
 
 /** Connections turned away or closed to make room, on both ports; HTTP writes in progress. */
 function addConnectionCounters(metrics: MetricsRegistry): {
@@ -307,7 +305,7 @@ function addConnectionCounters(metrics: MetricsRegistry): {
       ["reason"],
     ),
   );
-  for (const reason of HTTP_REFUSALS) httpRefused.inc([reason], 0);
+  for (const reason of HTTP_REFUSALS) httpRefused.inc([HTTP_REASON_LABELS[reason]], 0);
   const httpEvicted = metrics.add(
     new Counter(
       "nsqlookupd_http_connections_evicted_total",
@@ -316,7 +314,7 @@ function addConnectionCounters(metrics: MetricsRegistry): {
       ["reason"],
     ),
   );
-  for (const reason of HTTP_EVICTIONS) httpEvicted.inc([reason], 0);
+  for (const label of Object.values(HTTP_REASON_LABELS)) httpEvicted.inc([label], 0);
   let writing = 0;
   metrics.add(
     new Gauge(
@@ -329,8 +327,8 @@ function addConnectionCounters(metrics: MetricsRegistry): {
   return {
     tcpRefused: (reason) => reason === "evicted" ? tcpEvicted.inc() : tcpRefused.inc([reason]),
     httpServer: {
-      refused: (_remote, reason) => httpRefused.inc([httpReasonLabel(reason)]),
-      evicted: (_remote, reason) => httpEvicted.inc([httpReasonLabel(reason)]),
+      refused: (_remote, reason) => httpRefused.inc([HTTP_REASON_LABELS[reason]]),
+      evicted: (_remote, reason) => httpEvicted.inc([HTTP_REASON_LABELS[reason]]),
       writeStarted: () => void writing++,
       writeEnded: () => void writing--,
     },
