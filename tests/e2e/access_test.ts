@@ -12,6 +12,7 @@ import {
   eventually,
   identifyCommand,
   makeTempConfig,
+  networkList,
   removeTempConfig,
   runCli,
   startDaemon,
@@ -19,19 +20,12 @@ import {
   VALID_IDENTIFY,
   withTimeout,
 } from "../support/helpers.ts";
-import { parseNetworkList } from "../../src/access/networks.ts";
 
 const FIXTURES = new URL("../fixtures/tls/", import.meta.url).pathname;
 const CA = Deno.readTextFileSync(`${FIXTURES}ca.pem`);
 const CERT = Deno.readTextFileSync(`${FIXTURES}server.pem`);
 const KEY = Deno.readTextFileSync(`${FIXTURES}server.key`);
 const V1 = "application/vnd.nsq; version=1.0";
-
-function networks(text: string): Options["producerNetworks"] {
-  const parsed = parseNetworkList(text);
-  assert.ok(parsed.ok);
-  return parsed.ok ? parsed.value : [];
-}
 
 /** A daemon on 127.0.0.1 with these access settings. */
 function secured(overrides: Partial<Options>): TestDaemon {
@@ -125,7 +119,7 @@ async function metric(daemon: TestDaemon, series: string): Promise<number | unde
 // ---- TCP: --producer-networks ------------------------------------------------
 
 Deno.test("e2e access: a TCP peer outside --producer-networks gets one error frame and EOF, registers nothing", async () => {
-  await using daemon = secured({ producerNetworks: networks("127.0.0.1") });
+  await using daemon = secured({ producerNetworks: networkList("127.0.0.1") });
   const reply = await tcpExchange(daemon.tcpAddr.port, "127.0.0.2", REGISTER);
   assert.deepEqual(frameText(reply), [REFUSAL]);
   assert.deepEqual(daemon.registry.topics(), []);
@@ -143,7 +137,7 @@ Deno.test("e2e access: the refusal frame reaches a peer that writes first and re
   await using daemon = secured({
     tcpAddress: "[::]:0",
     httpAddress: "127.0.0.1:0",
-    producerNetworks: networks("127.0.0.1"),
+    producerNetworks: networkList("127.0.0.1"),
   });
   for (let round = 0; round < 5; round++) {
     const conn = await Deno.connect({ hostname: "::1", port: daemon.tcpAddr.port });
@@ -177,7 +171,7 @@ Deno.test("e2e access: the refusal frame reaches a peer that writes first and re
 });
 
 Deno.test("e2e access: a TCP peer inside --producer-networks registers as before", async () => {
-  await using daemon = secured({ producerNetworks: networks("127.0.0.1") });
+  await using daemon = secured({ producerNetworks: networkList("127.0.0.1") });
   const client = await daemon.connect();
   await client.identify();
   assert.equal(await client.command("REGISTER allowed_topic"), "OK");
@@ -185,7 +179,7 @@ Deno.test("e2e access: a TCP peer inside --producer-networks registers as before
 });
 
 Deno.test("e2e access: a refused peer reconnecting in a loop costs a refused accept each, and few log lines", async () => {
-  await using daemon = secured({ producerNetworks: networks("127.0.0.1") });
+  await using daemon = secured({ producerNetworks: networkList("127.0.0.1") });
   const rounds = 300;
   for (let i = 0; i < rounds; i++) {
     const reply = await tcpExchange(daemon.tcpAddr.port, "127.0.0.2", REGISTER);
@@ -203,7 +197,7 @@ Deno.test("e2e access: a refused peer reconnecting in a loop costs a refused acc
 // ---- HTTP: --admin-networks ----------------------------------------------------
 
 Deno.test("e2e access: mutating routes and /debug answer --admin-networks only", async () => {
-  await using daemon = secured({ adminNetworks: networks("127.0.0.1") });
+  await using daemon = secured({ adminNetworks: networkList("127.0.0.1") });
   const url = daemon.httpUrl;
   for (const path of ["/topic/create?topic=t", "/channel/create?topic=t&channel=c"]) {
     assert.deepEqual(await request(url + path, { from: "127.0.0.2", method: "POST" }), {
@@ -230,7 +224,7 @@ async function authCluster(
   extra: Partial<Options> = {},
 ): Promise<TestDaemon> {
   const daemon = secured({
-    producerNetworks: networks("127.0.0.1"),
+    producerNetworks: networkList("127.0.0.1"),
     authHttpAddresses: [auth.address],
     ...extra,
   });

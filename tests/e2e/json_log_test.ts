@@ -480,26 +480,53 @@ function allJson(lines: readonly string[]): JsonRecord[] {
   return lines.map(parseJsonLine);
 }
 
-Deno.test("main.ts --log-format=json: every stderr line is a JSON object", async () => {
-  const tcp = freePort();
-  const http = freePort();
-  await using daemon = await spawnDaemon([
-    "--log-format=json",
-    `--tcp-address=127.0.0.1:${tcp}`,
-    `--http-address=127.0.0.1:${http}`,
-  ], { ports: { tcp, http } });
-  await drive(tcp, http);
-  await daemon.waitForLine(/"code":"E_BAD_TOPIC"/);
+/** What the daemon logs when a client sends a bad topic, in each format. */
+const JSON_BAD_TOPIC = /"code":"E_BAD_TOPIC"/;
+const TEXT_BAD_TOPIC = / ERROR: \[127\.0\.0\.1:\d+\] - E_BAD_TOPIC /;
+
+/**
+ * Starts the daemon with `args`, lets `driver` talk to it, waits until it has
+ * logged `until`, and stops it, which must be clean: its stderr lines, and
+ * the TCP port it listened on.
+ */
+async function loggedRun(
+  args: string[],
+  driver: (tcp: number, http: number) => Promise<void>,
+  until: RegExp,
+  ports?: { tcp: number; http: number },
+): Promise<{ lines: string[]; tcpPort: number; httpPort: number }> {
+  await using daemon = await spawnDaemon(args, { ports });
+  await driver(daemon.tcpPort, daemon.httpPort);
+  await daemon.waitForLine(until);
   const stopped = await daemon.stop("SIGTERM");
   assert.equal(stopped.code, 0);
+  return { lines: stopped.lines, tcpPort: daemon.tcpPort, httpPort: daemon.httpPort };
+}
+
+/** A run in the JSON format on free ports. */
+function jsonRun(
+  driver: (tcp: number, http: number) => Promise<void>,
+): Promise<{ lines: string[]; tcpPort: number; httpPort: number }> {
+  const tcp = freePort();
+  const http = freePort();
+  return loggedRun(
+    ["--log-format=json", `--tcp-address=127.0.0.1:${tcp}`, `--http-address=127.0.0.1:${http}`],
+    driver,
+    JSON_BAD_TOPIC,
+    { tcp, http },
+  );
+}
+
+Deno.test("main.ts --log-format=json: every stderr line is a JSON object", async () => {
+  const stopped = await jsonRun(drive);
   const records = allJson(stopped.lines);
   const messages = records.map((r) => r.msg);
   for (
     const msg of [
-      `TCP: listening on 127.0.0.1:${tcp}`,
-      `HTTP: listening on 127.0.0.1:${http}`,
-      `TCP: closing 127.0.0.1:${tcp}`,
-      `HTTP: closing 127.0.0.1:${http}`,
+      `TCP: listening on 127.0.0.1:${stopped.tcpPort}`,
+      `HTTP: listening on 127.0.0.1:${stopped.httpPort}`,
+      `TCP: closing 127.0.0.1:${stopped.tcpPort}`,
+      `HTTP: closing 127.0.0.1:${stopped.httpPort}`,
     ]
   ) {
     assert.ok(messages.includes(msg), `${msg} in ${messages.join("\n")}`);
@@ -520,11 +547,7 @@ Deno.test('main.ts with log_format = "json" in the config file: every stderr lin
       `http_address = "127.0.0.1:${http}"\nno_such_key = 1\n`,
   );
   try {
-    await using daemon = await spawnDaemon([`--config=${config}`], { ports: { tcp, http } });
-    await drive(tcp, http);
-    await daemon.waitForLine(/"code":"E_BAD_TOPIC"/);
-    const stopped = await daemon.stop("SIGTERM");
-    assert.equal(stopped.code, 0);
+    const stopped = await loggedRun([`--config=${config}`], drive, JSON_BAD_TOPIC, { tcp, http });
     const records = allJson(stopped.lines);
     // The unknown-key warning, written before the daemon starts, is JSON too.
     const warning = records.find((r) => String(r.msg).includes("no_such_key"));
@@ -537,18 +560,15 @@ Deno.test('main.ts with log_format = "json" in the config file: every stderr lin
 });
 
 Deno.test("main.ts without --log-format: every stderr line is the reference's text format", async () => {
-  await using daemon = await spawnDaemon([
-    "--tcp-address=127.0.0.1:0",
-    "--http-address=127.0.0.1:0",
-  ]);
-  await drive(daemon.tcpPort, daemon.httpPort);
-  await daemon.waitForLine(/ ERROR: \[127\.0\.0\.1:\d+\] - E_BAD_TOPIC /);
-  const stopped = await daemon.stop("SIGTERM");
-  assert.equal(stopped.code, 0);
+  const stopped = await loggedRun(
+    ["--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0"],
+    drive,
+    TEXT_BAD_TOPIC,
+  );
   for (const line of stopped.lines) assert.match(line, TEXT_LINE);
   const expected = new RegExp(
     `^\\[nsqlookupd\\] ${LOG_TIMESTAMP} INFO: ${
-      escapeRegExp(`TCP: listening on 127.0.0.1:${daemon.tcpPort}`)
+      escapeRegExp(`TCP: listening on 127.0.0.1:${stopped.tcpPort}`)
     }$`,
   );
   assert.ok(stopped.lines.some((line) => expected.test(line)), stopped.lines.join("\n"));
@@ -590,14 +610,11 @@ async function hostileDrive(tcpPort: number, httpPort: number): Promise<void> {
 }
 
 Deno.test("main.ts: line breaks and terminal controls sent by clients are escaped, never a new line (text format)", async () => {
-  await using daemon = await spawnDaemon([
-    "--tcp-address=127.0.0.1:0",
-    "--http-address=127.0.0.1:0",
-  ]);
-  await hostileDrive(daemon.tcpPort, daemon.httpPort);
-  await daemon.waitForLine(/ ERROR: \[127\.0\.0\.1:\d+\] - E_BAD_TOPIC /);
-  const stopped = await daemon.stop("SIGTERM");
-  assert.equal(stopped.code, 0);
+  const stopped = await loggedRun(
+    ["--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0"],
+    hostileDrive,
+    TEXT_BAD_TOPIC,
+  );
   for (const line of stopped.lines) {
     assert.match(line, TEXT_LINE);
     // deno-lint-ignore no-control-regex
@@ -612,17 +629,7 @@ Deno.test("main.ts: line breaks and terminal controls sent by clients are escape
 });
 
 Deno.test("main.ts --log-format=json: line breaks and controls sent by clients are escaped in msg and fields", async () => {
-  const tcp = freePort();
-  const http = freePort();
-  await using daemon = await spawnDaemon([
-    "--log-format=json",
-    `--tcp-address=127.0.0.1:${tcp}`,
-    `--http-address=127.0.0.1:${http}`,
-  ], { ports: { tcp, http } });
-  await hostileDrive(tcp, http);
-  await daemon.waitForLine(/"code":"E_BAD_TOPIC"/);
-  const stopped = await daemon.stop("SIGTERM");
-  assert.equal(stopped.code, 0);
+  const stopped = await jsonRun(hostileDrive);
   const records = allJson(stopped.lines);
   for (const line of stopped.lines) assert.doesNotMatch(line, /[\u2028\u2029\x85]/);
   for (const record of records) {

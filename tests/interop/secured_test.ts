@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { compileGoRegexp } from "../../src/access/goregexp.ts";
 import { type AuthAnswer, startAuthServer } from "../support/auth_server.ts";
+import { readExactly } from "../support/harness.ts";
 import { spawnDaemon } from "../support/helpers.ts";
 import { type RunningProgram, startProgram } from "../support/processes.ts";
 import { nsqPrograms } from "./programs.ts";
@@ -61,23 +62,12 @@ interface Nsqd extends AsyncDisposable {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-async function readFull(conn: Deno.Conn, n: number): Promise<Uint8Array | null> {
-  const out = new Uint8Array(n);
-  let got = 0;
-  while (got < n) {
-    const read = await conn.read(out.subarray(got));
-    if (read === null) return null;
-    got += read;
-  }
-  return out;
-}
-
 /** One V2 frame: `[type, text]`, or null at EOF. */
 async function readV2Frame(conn: Deno.Conn): Promise<[number, string] | null> {
-  const head = await readFull(conn, 8);
+  const head = await readExactly(conn, 8);
   if (head === null) return null;
   const view = new DataView(head.buffer);
-  const body = await readFull(conn, view.getUint32(0) - 4);
+  const body = await readExactly(conn, view.getUint32(0) - 4);
   return body === null ? null : [view.getUint32(4), decoder.decode(body)];
 }
 

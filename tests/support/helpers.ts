@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { type Daemon, loadAccessRules, startDaemon as start } from "../../src/daemon.ts";
+import { type Network, parseNetworkList } from "../../src/access/networks.ts";
 import { createLogger, type Logger, type LogLevel } from "../../src/ops/logger.ts";
 import { defaultOptions, type Options } from "../../src/options.ts";
 import { type PeerInfo, Registry } from "../../src/registry.ts";
@@ -27,6 +28,21 @@ import { daemonCommand } from "./daemon_process.ts";
 await loadAccessRules();
 
 export const HOSTNAME = "testhost";
+
+/** A network list the test knows to be valid (`10.0.0.0/8,127.0.0.1`). */
+export function networkList(text: string): Network[] {
+  const parsed = parseNetworkList(text);
+  assert.ok(parsed.ok, JSON.stringify(parsed));
+  return parsed.ok ? parsed.value : [];
+}
+
+/** Access settings with every rule off. */
+export const NO_ACCESS = {
+  producerNetworks: undefined,
+  adminNetworks: undefined,
+  authHttpAddresses: [],
+  httpClientRequestTimeoutMs: 5000,
+};
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 

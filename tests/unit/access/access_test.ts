@@ -1,20 +1,7 @@
 import assert from "node:assert/strict";
 import { createAccess } from "../../../src/access/access.ts";
-import { type Network, parseNetworkList } from "../../../src/access/networks.ts";
-import { captureLogger } from "../../support/helpers.ts";
+import { captureLogger, networkList, NO_ACCESS } from "../../support/helpers.ts";
 
-function nets(text: string): Network[] {
-  const parsed = parseNetworkList(text);
-  assert.ok(parsed.ok);
-  return parsed.ok ? parsed.value : [];
-}
-
-const NONE = {
-  producerNetworks: undefined,
-  adminNetworks: undefined,
-  authHttpAddresses: [],
-  httpClientRequestTimeoutMs: 5000,
-};
 const addr = (hostname: string, port = 4000): Deno.NetAddr => ({
   transport: "tcp",
   hostname,
@@ -23,14 +10,14 @@ const addr = (hostname: string, port = 4000): Deno.NetAddr => ({
 
 Deno.test("access: nothing is built without an access flag", () => {
   const { logger } = captureLogger();
-  assert.equal(createAccess(NONE, { logger }), undefined);
+  assert.equal(createAccess(NO_ACCESS, { logger }), undefined);
 });
 
 Deno.test("access: each rule that is on is named at start-up", () => {
   const { logger } = captureLogger();
   const access = createAccess({
-    ...NONE,
-    producerNetworks: nets("10.0.0.0/8"),
+    ...NO_ACCESS,
+    producerNetworks: networkList("10.0.0.0/8"),
     authHttpAddresses: ["auth:4181"],
   }, { logger });
   assert.deepEqual(access?.summary, [
@@ -39,7 +26,7 @@ Deno.test("access: each rule that is on is named at start-up", () => {
     "ACCESS: /lookup, /channels, /topics, /nodes need a secret accepted by auth:4181 " +
     "(except from 10.0.0.0/8)",
   ]);
-  const admins = createAccess({ ...NONE, adminNetworks: nets("::1") }, { logger });
+  const admins = createAccess({ ...NO_ACCESS, adminNetworks: networkList("::1") }, { logger });
   assert.deepEqual(admins?.summary, ["ACCESS: mutating routes and /debug only from ::1/128"]);
   assert.equal(admins?.admit, undefined);
   assert.equal(admins?.auth, undefined);
@@ -47,7 +34,9 @@ Deno.test("access: each rule that is on is named at start-up", () => {
 
 Deno.test("access: TCP admission refuses outsiders with one shared frame and counts them", () => {
   const { logger, logs } = captureLogger();
-  const access = createAccess({ ...NONE, producerNetworks: nets("127.0.0.1") }, { logger })!;
+  const access = createAccess({ ...NO_ACCESS, producerNetworks: networkList("127.0.0.1") }, {
+    logger,
+  })!;
   assert.equal(access.admit?.(addr("127.0.0.1")), undefined);
   assert.equal(access.admit?.(addr("::ffff:127.0.0.1")), undefined);
   const first = access.admit?.(addr("127.0.0.2", 1111));

@@ -1,21 +1,7 @@
 import assert from "node:assert/strict";
 import { createAccess } from "../../../src/access/access.ts";
 import { createAccessMetrics } from "../../../src/access/metrics.ts";
-import { type Network, parseNetworkList } from "../../../src/access/networks.ts";
-import { captureLogger } from "../../support/helpers.ts";
-
-function nets(text: string): Network[] {
-  const parsed = parseNetworkList(text);
-  assert.ok(parsed.ok);
-  return parsed.ok ? parsed.value : [];
-}
-
-const NONE = {
-  producerNetworks: undefined,
-  adminNetworks: undefined,
-  authHttpAddresses: [],
-  httpClientRequestTimeoutMs: 5000,
-};
+import { captureLogger, networkList, NO_ACCESS } from "../../support/helpers.ts";
 
 Deno.test("access metrics: every refusal reason of the rules that are on exists from zero", () => {
   const metrics = createAccessMetrics({
@@ -55,8 +41,8 @@ Deno.test("access metrics: refusals and auth queries are counted by their labels
 Deno.test("access metrics: the assembled rules show their series from zero", () => {
   const { logger } = captureLogger();
   const access = createAccess({
-    ...NONE,
-    adminNetworks: nets("::1"),
+    ...NO_ACCESS,
+    adminNetworks: networkList("::1"),
     authHttpAddresses: ["a:1", "b:2"],
   }, { logger })!;
   const text = access.metrics.render();

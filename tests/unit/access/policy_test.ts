@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { AuthService, type QueryResult } from "../../../src/access/auth_service.ts";
-import { NetworkSet, parseNetworkList } from "../../../src/access/networks.ts";
+import { NetworkSet } from "../../../src/access/networks.ts";
 import {
   AccessPolicy,
   filterNodes,
@@ -14,13 +14,11 @@ import {
 import type { HttpAnswer } from "../../../src/gocompat/http1.ts";
 import { type ApiRequest, createHttpApi, type HttpApi } from "../../../src/http/api.ts";
 import { Registry } from "../../../src/registry.ts";
-import { captureLogger, ManualClock, testPeer } from "../../support/helpers.ts";
+import { captureLogger, ManualClock, networkList, testPeer } from "../../support/helpers.ts";
 import { toResponse } from "../../support/web_api.ts";
 
 function networks(text: string): NetworkSet {
-  const parsed = parseNetworkList(text);
-  assert.ok(parsed.ok);
-  return new NetworkSet(parsed.ok ? parsed.value : []);
+  return new NetworkSet(networkList(text));
 }
 
 const SECRETS: Record<string, string> = {
