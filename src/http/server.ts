@@ -49,7 +49,8 @@ import {
   type StreamedBody,
 } from "../gocompat/http1.ts";
 import type { Logger } from "../ops/logger.ts";
-import { LoopbackTurn, Turns } from "./turns.ts";
+import { Turns } from "./turns.ts";
+import { LoopbackTurn } from "../ops/loopback_turn.ts";
 
 export { HTTP_MAX_CONNECTIONS } from "../ops/limits.ts";
 export const HTTP_HEADER_TIMEOUT_MS = 10_000;

@@ -10,7 +10,7 @@
 // one busy one). So work runs in runs; a run that has lasted `budgetMs` ends
 // with a turn in which the runtime polls every socket before the busy
 // connections go on. The turn is a read on a loopback connection to
-// ourselves, issued before the byte it waits for is written: the runtime
+// ourselves (ops/loopback_turn.ts), issued before the byte it waits for is written: the runtime
 // must poll its sockets to complete it, and sleeps no longer than that
 // (measured: 20 µs a turn, a quiet client 0.7 ms median behind a busy one).
 // A zero-delay timer does the same in a millisecond or more (Deno clamps
@@ -78,58 +78,5 @@ export class Turns {
       this.#runStart = undefined;
     });
     return this.#next;
-  }
-}
-
-/**
- * Event-loop turns through a loopback TCP connection to this process: a read
- * issued before the byte it waits for is written completes only once the
- * runtime has polled its sockets.
- */
-export class LoopbackTurn {
-  readonly #reader: Deno.TcpConn;
-  readonly #writer: Deno.TcpConn;
-  readonly #one = new Uint8Array(1);
-  readonly #sink = new Uint8Array(64);
-
-  private constructor(reader: Deno.TcpConn, writer: Deno.TcpConn) {
-    this.#reader = reader;
-    this.#writer = writer;
-  }
-
-  /** The connection, or undefined when it cannot be had (no permission, no loopback). */
-  static async open(): Promise<LoopbackTurn | undefined> {
-    let listener: Deno.TcpListener | undefined;
-    let writer: Deno.TcpConn | undefined;
-    try {
-      listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-      const accepted = listener.accept();
-      writer = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
-      const reader = await accepted;
-      writer.setNoDelay(true);
-      return new LoopbackTurn(reader, writer);
-    } catch {
-      writer?.close();
-      return undefined;
-    } finally {
-      listener?.close();
-    }
-  }
-
-  /** Settles after the runtime has polled its sockets (one at a time: Turns shares it). */
-  async turn(): Promise<void> {
-    const read = this.#reader.read(this.#sink).catch(() => null); // closed: the turn is over
-    await this.#writer.write(this.#one);
-    await read;
-  }
-
-  close(): void {
-    for (const conn of [this.#reader, this.#writer]) {
-      try {
-        conn.close();
-      } catch {
-        // closed already
-      }
-    }
   }
 }

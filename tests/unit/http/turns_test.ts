@@ -2,7 +2,7 @@
 // budget, and past it waits for a timer turn, in which sockets are polled.
 
 import assert from "node:assert/strict";
-import { LoopbackTurn, Turns } from "../../../src/http/turns.ts";
+import { Turns } from "../../../src/http/turns.ts";
 
 Deno.test("within the budget pass() lets work go on at once", () => {
   let now = 0;
@@ -60,37 +60,6 @@ Deno.test("a timer that is due runs while work passes its turns, which a chain o
   }
   assert.ok(fired);
   assert.ok(steps < 10, `${steps} steps`);
-});
-
-Deno.test("a loopback turn completes only after the runtime polled its sockets: a read that was ready completes first", async () => {
-  const loopback = await LoopbackTurn.open();
-  assert.ok(loopback !== undefined);
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const accepted = listener.accept();
-  const client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
-  const server = await accepted;
-  try {
-    let read = false;
-    const pending = server.read(new Uint8Array(16)).then(() => read = true);
-    await client.write(new Uint8Array([1]));
-    // Busy work that never returns to the event loop, but through the turns.
-    const turns = new Turns({ budgetMs: 0, turn: () => loopback.turn() });
-    let steps = 0;
-    while (!read && steps < 1_000) {
-      steps++;
-      const wait = turns.pass();
-      if (wait !== undefined) await wait;
-      else await Promise.resolve();
-    }
-    assert.ok(read);
-    assert.ok(steps < 10, `${steps} steps`);
-    await pending;
-  } finally {
-    loopback.close();
-    client.close();
-    server.close();
-    listener.close();
-  }
 });
 
 Deno.test("a turn that fails (its connection closed) falls back to a timer turn", async () => {

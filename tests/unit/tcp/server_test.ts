@@ -1575,3 +1575,54 @@ Deno.test("one read full of pipelined commands is executed over several turns of
     turns.close();
   }
 });
+
+Deno.test("peers that leave together are closed a slice at a time, each close in a turn, not all in the event loop's turn that saw them leave", async () => {
+  // A scheduler whose slices end only when the test says so: 4 units a slice.
+  let nextSlice: (() => void) | undefined;
+  const turns = new TurnScheduler({
+    maxUnitsPerSlice: 4,
+    sliceMs: 1e9,
+    defer: (fn) => {
+      nextSlice = fn;
+      return () => nextSlice = undefined;
+    },
+  });
+  const slice = (): void => {
+    const fn = nextSlice;
+    nextSlice = undefined;
+    fn?.();
+  };
+  const pump = setInterval(slice, 1);
+  try {
+    await using s = startTcpServer({ logLevel: "warn", server: { turns } });
+    const peers = await Promise.all(Array.from({ length: 40 }, () => s.connect()));
+    await eventually(() => s.server.connectionCount === 40);
+    await eventually(() => turns.queued === 0);
+    clearInterval(pump);
+    for (const peer of peers) peer.close();
+    // Every handler saw its EOF; their closes wait for turns (without turns: none waits).
+    await eventually(() => s.server.connectionCount === 0);
+    await eventually(() => turns.queued >= 40 - 4);
+    const queued = turns.queued;
+    slice();
+    assert.equal(turns.queued, queued - 4, "one slice closes its four");
+    while (turns.queued > 0) slice();
+  } finally {
+    clearInterval(pump);
+    turns.close();
+  }
+});
+
+Deno.test("the server's own scheduler pauses between slices through a loopback turn, in which every socket is polled", async () => {
+  await using s = startTcpServer({ logLevel: "warn" });
+  const client = await s.connect();
+  await client.magic();
+  // The loopback connection opens in the background: until it does, slices
+  // pause by timer. Rounds of 1,000 PINGs (each several slices) until one
+  // pause went through it.
+  for (let round = 0; round < 50 && s.server.stats.loopbackTurns === 0; round++) {
+    await client.send("PING\n".repeat(1_000));
+    for (let i = 0; i < 1_000; i++) assert.equal(await client.readFrame(), "OK");
+  }
+  assert.ok(s.server.stats.loopbackTurns > 0, `${s.server.stats.loopbackTurns} loopback turns`);
+});
