@@ -542,7 +542,10 @@ export class TcpServer {
         reason,
       });
     }
-    closeQuietly(connection.conn);
+    // A sweep can drop a thousand connections at once (an attacker's silent
+    // ones reaching the magic timeout together): each close takes a turn.
+    const { conn } = connection;
+    this.#turns.run(() => closeQuietly(conn)).catch(() => closeQuietly(conn));
   }
 
   /** Runs a unit of protocol work in a turn and records how far the client got. */

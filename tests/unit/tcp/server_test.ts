@@ -1626,3 +1626,38 @@ Deno.test("the server's own scheduler pauses between slices through a loopback t
   }
   assert.ok(s.server.stats.loopbackTurns > 0, `${s.server.stats.loopbackTurns} loopback turns`);
 });
+
+Deno.test("a sweep that drops many connections at once closes them a slice at a time, each close in a turn", async () => {
+  let nextSlice: (() => void) | undefined;
+  const turns = new TurnScheduler({
+    maxUnitsPerSlice: 4,
+    sliceMs: 1e9,
+    defer: (fn) => {
+      nextSlice = fn;
+      return () => nextSlice = undefined;
+    },
+  });
+  const slice = (): void => {
+    const fn = nextSlice;
+    nextSlice = undefined;
+    fn?.();
+  };
+  let pump = setInterval(slice, 1);
+  try {
+    await using s = startTcpServer({ logLevel: "error", server: { turns } });
+    const peers = await Promise.all(Array.from({ length: 40 }, () => s.connect()));
+    await eventually(() => s.server.connectionCount === 40);
+    await eventually(() => turns.queued === 0);
+    clearInterval(pump);
+    // All 40 past the magic timeout in one sweep: closing them all now would
+    // be one long piece of work (a thousand in a real sweep).
+    s.server.sweep(s.clock.ms + 10_001);
+    assert.ok(turns.queued >= 40 - 4, `${turns.queued} closes waiting for turns`);
+    pump = setInterval(slice, 1);
+    for (const peer of peers) await bounded(peer.expectClosed(), "close");
+    await eventually(() => s.server.connectionCount === 0 && turns.queued === 0);
+  } finally {
+    clearInterval(pump);
+    turns.close();
+  }
+});
