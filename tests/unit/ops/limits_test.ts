@@ -20,6 +20,24 @@ Deno.test("headroom measured in batches lets other work run between them, and cl
   assert.ok(ticks >= 5, `${ticks} timer turns during 10 batches`);
 });
 
+Deno.test("what the headroom measurement opened is closed in batches too, with other work running between them", async () => {
+  let open = 0;
+  let ticks = 0;
+  const ticksAtClose: number[] = [];
+  const file = (): { close(): void } => {
+    if (open === 1_000) throw new Error("EMFILE");
+    open++;
+    return { close: () => ticksAtClose.push(ticks) };
+  };
+  const ticker = setInterval(() => ticks++, 0);
+  const headroom = await probeHeadroomSliced(() => false, file, { first: 100, then: 100 });
+  clearInterval(ticker);
+  assert.equal(headroom, 1_000);
+  assert.equal(ticksAtClose.length, 1_000);
+  const turns = ticksAtClose[ticksAtClose.length - 1] - ticksAtClose[0];
+  assert.ok(turns >= 5, `${turns} timer turns while 10 batches were closed`);
+});
+
 Deno.test("a headroom measurement stopped midway says nothing and closes what it opened", async () => {
   let opened = 0;
   let closed = 0;
