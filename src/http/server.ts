@@ -59,6 +59,12 @@ export const HTTP_BODY_TIMEOUT_MS = 60_000;
 export const HTTP_IDLE_TIMEOUT_MS = 120_000;
 export const HTTP_WRITE_TIMEOUT_MS = 10_000;
 /**
+ * Connections one sweep closes at most (every 250 ms): a slowloris attacker's
+ * thousand connections reach the head timeout together, and closing and
+ * logging them all in one go would hold the thread for tens of milliseconds.
+ */
+export const HTTP_MAX_DROPS_PER_SWEEP = 128;
+/**
  * A streamed answer holds at most this much (plus one slice) per connection;
  * it goes out in chunks of about this size. An answer built whole by the API
  * is written as it is.
@@ -255,17 +261,24 @@ export class HttpServer {
     }
   }
 
-  /** Closes connections past their deadline or whose write made no progress for too long. */
+  /**
+   * Closes connections past their deadline or whose write made no progress
+   * for too long, at most HTTP_MAX_DROPS_PER_SWEEP (the rest at the next sweep).
+   */
   sweep(now: number = this.#clock()): void {
     const writeTimeout = this.#options.writeTimeoutMs ?? HTTP_WRITE_TIMEOUT_MS;
+    let drops = 0;
     for (const c of this.#connections) {
+      if (drops === HTTP_MAX_DROPS_PER_SWEEP) break;
       if (c.closed) continue;
       if (c.state === "writing") {
         if (now - c.writeProgressAt > writeTimeout) {
           this.#drop(c, `response unread for ${writeTimeout}ms`);
+          drops++;
         }
       } else if (c.state === "reading" && now > c.deadline) {
         this.#drop(c, this.#deadlineReason(c));
+        drops++;
       }
     }
   }

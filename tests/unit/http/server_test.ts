@@ -9,6 +9,7 @@ import net from "node:net";
 import type { HttpAnswer, StreamedBody } from "../../../src/gocompat/http1.ts";
 import type { ApiRequest } from "../../../src/http/api.ts";
 import {
+  HTTP_MAX_DROPS_PER_SWEEP,
   HTTP_MAX_PENDING_BYTES_PER_CONNECTION,
   HttpServer,
   type HttpServerOptions,
@@ -1086,5 +1087,23 @@ Deno.test("a TLS handshake that never completes holds up no one and is closed at
     // completed until the peer closes it: the server has let go, the kernel not yet.)
   } finally {
     stuck.close();
+  }
+});
+
+Deno.test("a sweep closes at most HTTP_MAX_DROPS_PER_SWEEP connections past their deadline, the rest at the next sweep", async () => {
+  await using s = serve(() => OK);
+  const n = HTTP_MAX_DROPS_PER_SWEEP + 5;
+  const conns = await Promise.all(Array.from({ length: n }, () => connect(s.port)));
+  try {
+    await eventually(() => s.server.connectionCount === n);
+    const dropped = (): number =>
+      s.logs.filter((l) => l.includes("no request received in time")).length;
+    s.server.sweep(s.clock.ms + 10_001);
+    assert.equal(dropped(), HTTP_MAX_DROPS_PER_SWEEP);
+    s.server.sweep(s.clock.ms + 10_001);
+    assert.equal(dropped(), n);
+    await eventually(() => s.server.connectionCount === 0);
+  } finally {
+    for (const conn of conns) conn.close();
   }
 });
