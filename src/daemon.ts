@@ -14,6 +14,7 @@ import {
   parseListenAddress,
 } from "./gocompat/address.ts";
 import { createDaemonMetrics, type DaemonMetrics } from "./ops/metrics.ts";
+import { EventLoopLag } from "./ops/event_loop_lag.ts";
 import { createHttpApi, type HttpApi, MAX_BODY_BYTES } from "./http/api.ts";
 import { HttpServer, type HttpServerObserver } from "./http/server.ts";
 import { connectionLimits, openFilesLimitSliced } from "./ops/limits.ts";
@@ -236,6 +237,8 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     admit: access?.admit,
   });
   tcpServer.start();
+  const lag = new EventLoopLag({ observe: metrics.eventLoopLag });
+  lag.start();
   const sizing = sizeToDescriptors(
     options,
     deps.descriptorLimit ?? openFilesLimitSliced,
@@ -256,7 +259,7 @@ export function startDaemon(options: Options, deps: DaemonDeps): Daemon {
     handler,
     metrics,
     access,
-    shutdown: shutdownOnce(logger, sizing.stop, tcpServer, httpServer, httpsServer),
+    shutdown: shutdownOnce(logger, sizing.stop, tcpServer, httpServer, httpsServer, lag),
   };
 }
 
@@ -303,10 +306,12 @@ function shutdownOnce(
   tcpServer: TcpServer,
   httpServer: HttpServer,
   httpsServer: HttpServer | undefined,
+  lag: EventLoopLag,
 ): () => Promise<void> {
   let stopping: Promise<void> | undefined;
   return () => {
     stopping ??= (async () => {
+      lag.stop();
       await stopSizing();
       await tcpServer.close();
       logger.info(`HTTP: closing ${formatNetAddr(httpServer.addr)}`, {

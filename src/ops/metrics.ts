@@ -12,6 +12,13 @@ import { DENO_PROCESS_SOURCES, type ProcessStats, processStatsReader } from "./p
 /** Commands that label `command`; anything else is counted as `invalid`. */
 const KNOWN_COMMANDS: ReadonlySet<string> = new Set(["PING", "IDENTIFY", "REGISTER", "UNREGISTER"]);
 
+/**
+ * How late the event loop ran its lag timer (ops/event_loop_lag.ts): at or
+ * under 1 ms is on time, 20 ms is the longest the daemon means to hold the
+ * thread, 1 s is nsqd's PING deadline.
+ */
+export const EVENT_LOOP_LAG_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
 export const HTTP_DURATION_BUCKETS = [
   0.0001,
   0.00025,
@@ -100,6 +107,8 @@ export interface DaemonMetrics {
   readonly http: HttpObserver;
   /** For the HTTP (and HTTPS) servers: refusals, evictions, writes in progress. */
   readonly httpServer: HttpServerObserver;
+  /** One tick of the event-loop lag timer, in seconds late. */
+  eventLoopLag(seconds: number): void;
   render(): string;
 }
 
@@ -158,6 +167,7 @@ export function createDaemonMetrics(sources: DaemonMetricsSources): DaemonMetric
   );
 
   const connections = addConnectionCounters(metrics);
+  const eventLoopLag = addEventLoopLag(metrics);
 
   return {
     tcp: {
@@ -175,11 +185,26 @@ export function createDaemonMetrics(sources: DaemonMetricsSources): DaemonMetric
       },
     },
     httpServer: connections.httpServer,
+    eventLoopLag,
     render: () => {
       newScrape();
       return metrics.render();
     },
   };
+}
+
+/** The event-loop lag histogram; returns what observes one tick. */
+function addEventLoopLag(metrics: MetricsRegistry): (seconds: number) => void {
+  const lag = metrics.add(
+    new Histogram(
+      "nsqlookupd_event_loop_lag_seconds",
+      "How late a timer asked for every 10 ms ran: each stall of the one JavaScript thread " +
+        "(work, GC, the process not scheduled), observed as it happened.",
+      [],
+      EVENT_LOOP_LAG_BUCKETS,
+    ),
+  );
+  return (seconds) => lag.observe([], seconds);
 }
 
 /** Gauges read from the registry (and the TCP server) when scraped. */

@@ -113,3 +113,22 @@ Deno.test("the access rules are loaded for exactly the options that turn one on"
   }
   assert.equal(accessRequested(none), false);
 });
+
+Deno.test("a running daemon measures its event-loop lag into /metrics from the start, and stops at shutdown", async () => {
+  const { logger } = captureLogger("warn");
+  const daemon = startDaemon(testOptions(), {
+    logger,
+    hostname: HOSTNAME,
+    descriptorLimit: () => Promise.resolve(undefined),
+  });
+  const ticks = (): number =>
+    Number(daemon.metrics.render().match(/^nsqlookupd_event_loop_lag_seconds_count (\d+)$/m)?.[1]);
+  try {
+    await eventually(() => ticks() >= 3);
+  } finally {
+    await daemon.shutdown();
+  }
+  const after = ticks();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(ticks(), after, "no tick after the shutdown");
+});

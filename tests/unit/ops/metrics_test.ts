@@ -7,6 +7,7 @@ import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import {
   createDaemonMetrics,
   type DaemonMetrics,
+  EVENT_LOOP_LAG_BUCKETS,
   HTTP_DURATION_BUCKETS,
 } from "../../../src/ops/metrics.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../../../src/ops/prometheus.ts";
@@ -382,6 +383,7 @@ const EXPECTED_FAMILIES: [string, MetricType][] = [
   ["http_connections_refused_total", "counter"],
   ["http_connections_evicted_total", "counter"],
   ["http_writes_in_progress", "gauge"],
+  ["event_loop_lag_seconds", "histogram"],
 ];
 
 // ---- the validator itself ----
@@ -530,6 +532,7 @@ Deno.test("createDaemonMetrics: every family, in order, with HELP and TYPE, befo
     assert.deepEqual(s.families.get(P + name)!.samples, [], name);
   }
   assert.deepEqual(s.families.get(`${P}http_request_duration_seconds`)!.samples, []);
+  assert.deepEqual(s.families.get(`${P}event_loop_lag_seconds`)!.samples, []);
 });
 
 Deno.test("createDaemonMetrics: gauges read their sources at scrape time", () => {
@@ -1013,3 +1016,23 @@ function plausibleProcessFigures(s: Scrape): void {
   assert.ok(cpu > 0 && cpu < 3600, `cpu ${cpu}`);
   assert.ok(s.get("process_resident_memory_bytes") > 1024 * 1024);
 }
+
+Deno.test("createDaemonMetrics: each event-loop lag tick lands in the lag histogram, a stall in the bucket of its length", () => {
+  const metrics = metricsFixture();
+  for (let i = 0; i < 98; i++) metrics.eventLoopLag(0);
+  metrics.eventLoopLag(0.015);
+  metrics.eventLoopLag(0.3);
+  const s = readExposition(metrics.render());
+  const lag = `${P}event_loop_lag_seconds`;
+  const bucket = (le: string): number => s.get(`${lag}_bucket`, { le });
+  assert.equal(bucket("0.001"), 98);
+  assert.equal(bucket("0.01"), 98);
+  assert.equal(bucket("0.02"), 99, "the 15 ms stall");
+  assert.equal(bucket("0.25"), 99);
+  assert.equal(bucket("0.5"), 100, "the 300 ms stall");
+  assert.equal(s.get(`${lag}_count`), 100);
+  assert.deepEqual(
+    s.families.get(lag)!.samples.filter((x) => x.name === `${lag}_bucket`).map((x) => x.labels.le),
+    [...EVENT_LOOP_LAG_BUCKETS.map(String), "+Inf"],
+  );
+});
