@@ -1576,11 +1576,11 @@ Deno.test("one read full of pipelined commands is executed over several turns of
   }
 });
 
-Deno.test("peers that leave together are closed a slice at a time, each close in a turn, not all in the event loop's turn that saw them leave", async () => {
-  // A scheduler whose slices end only when the test says so: 4 units a slice.
+/** A scheduler of `units` units a slice whose slices end only when slice() is called. */
+function handTurnedScheduler(units: number): { turns: TurnScheduler; slice: () => void } {
   let nextSlice: (() => void) | undefined;
   const turns = new TurnScheduler({
-    maxUnitsPerSlice: 4,
+    maxUnitsPerSlice: units,
     sliceMs: 1e9,
     defer: (fn) => {
       nextSlice = fn;
@@ -1592,6 +1592,11 @@ Deno.test("peers that leave together are closed a slice at a time, each close in
     nextSlice = undefined;
     fn?.();
   };
+  return { turns, slice };
+}
+
+Deno.test("peers that leave together are closed a slice at a time, each close in a turn, not all in the event loop's turn that saw them leave", async () => {
+  const { turns, slice } = handTurnedScheduler(4);
   const pump = setInterval(slice, 1);
   try {
     await using s = startTcpServer({ logLevel: "warn", server: { turns } });
@@ -1628,20 +1633,7 @@ Deno.test("the server's own scheduler pauses between slices through a loopback t
 });
 
 Deno.test("a sweep that drops many connections at once closes them a slice at a time, each close in a turn", async () => {
-  let nextSlice: (() => void) | undefined;
-  const turns = new TurnScheduler({
-    maxUnitsPerSlice: 4,
-    sliceMs: 1e9,
-    defer: (fn) => {
-      nextSlice = fn;
-      return () => nextSlice = undefined;
-    },
-  });
-  const slice = (): void => {
-    const fn = nextSlice;
-    nextSlice = undefined;
-    fn?.();
-  };
+  const { turns, slice } = handTurnedScheduler(4);
   let pump = setInterval(slice, 1);
   try {
     await using s = startTcpServer({ logLevel: "error", server: { turns } });
