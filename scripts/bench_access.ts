@@ -6,8 +6,9 @@
 //   deno run --allow-net --allow-read --allow-run scripts/bench_access.ts [--rounds 5 --seconds 4]
 
 import { startAuthServer, subscriber } from "../tests/support/auth_server.ts";
-import { freePort, intArgs } from "../tests/support/harness.ts";
-import { identifyCommand, MAIN_PATH } from "../tests/support/helpers.ts";
+import { spawnDaemon } from "../tests/support/daemon_process.ts";
+import { intArgs } from "../tests/support/harness.ts";
+import { identifyCommand } from "../tests/support/helpers.ts";
 import { writeStdout } from "../src/ops/logger.ts";
 
 const { rounds, seconds, connections } = intArgs(Deno.args, {
@@ -21,18 +22,6 @@ const REQUEST = encoder.encode(
   "GET /lookup?topic=clicks HTTP/1.1\r\nHost: lookupd\r\n" +
     "Accept: application/vnd.nsq; version=1.0\r\nAuthorization: Bearer s3cret\r\n\r\n",
 );
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-  throw new Error(`nothing listens on ${port}`);
-}
 
 /** Reads one whole response (Content-Length framed); throws unless it is a 200. */
 async function readResponse(conn: Deno.Conn, buffer: Uint8Array): Promise<void> {
@@ -77,39 +66,23 @@ async function load(port: number): Promise<number> {
 }
 
 async function run(authAddress: string | undefined): Promise<number> {
-  const tcp = freePort();
-  const http = freePort();
-  const args = [
-    "run",
-    "--allow-net",
-    "--allow-read",
-    "--allow-sys=hostname",
-    MAIN_PATH,
-    `--tcp-address=127.0.0.1:${tcp}`,
-    `--http-address=127.0.0.1:${http}`,
+  await using daemon = await spawnDaemon([
     "--broadcast-address=127.0.0.1",
     "--log-level=warn",
     ...(authAddress === undefined ? [] : [`--auth-http-address=${authAddress}`]),
-  ];
-  const child = new Deno.Command(Deno.execPath(), { args, stdout: "null", stderr: "null" })
-    .spawn();
+  ], { ports: "free" });
+  const producer = await Deno.connect({ hostname: "127.0.0.1", port: daemon.tcpPort });
+  const body = '{"broadcast_address":"127.0.0.1","hostname":"h","tcp_port":4150,' +
+    '"http_port":4151,"version":"1.3.0"}';
+  await producer.write(encoder.encode("  V1"));
+  await producer.write(identifyCommand(body));
+  await producer.write(encoder.encode("REGISTER clicks archive\nREGISTER clicks metrics\n"));
+  await new Promise((resolve) => setTimeout(resolve, 300));
   try {
-    await waitForPort(http);
-    const producer = await Deno.connect({ hostname: "127.0.0.1", port: tcp });
-    const body = '{"broadcast_address":"127.0.0.1","hostname":"h","tcp_port":4150,' +
-      '"http_port":4151,"version":"1.3.0"}';
-    await producer.write(encoder.encode("  V1"));
-    await producer.write(identifyCommand(body));
-    await producer.write(encoder.encode("REGISTER clicks archive\nREGISTER clicks metrics\n"));
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    try {
-      return await load(http);
-    } finally {
-      producer.close();
-    }
+    return await load(daemon.httpPort);
   } finally {
-    child.kill("SIGTERM");
-    await child.status;
+    producer.close();
+    await daemon.stop();
   }
 }
 

@@ -20,7 +20,6 @@ import {
   eventually,
   freePort,
   identifyCommand,
-  MAIN_PATH,
   peerBody,
   sleep,
   spawnDaemon,
@@ -339,42 +338,16 @@ Deno.test({
     "with only 128 file descriptors, 300 TCP and 300 HTTP connections neither crash nor wedge the daemon",
   ignore: Deno.build.os !== "linux",
   fn: async () => {
-    const tcp = freePort();
-    const http = freePort();
-    // Deno cannot lower (or raise) RLIMIT_NOFILE itself: bash's ulimit does, before exec.
     // The documented permissions only: the sandbox refuses /proc/self/limits, so the
     // daemon measures its headroom (limits.ts) and sizes its caps to 128 descriptors.
-    const child = new Deno.Command("bash", {
-      args: [
-        "-c",
-        'ulimit -n 128 && exec "$@"',
-        "bash",
-        Deno.execPath(),
-        "run",
-        "--allow-net",
-        "--allow-read",
-        "--allow-sys=hostname",
-        MAIN_PATH,
-        `--tcp-address=127.0.0.1:${tcp}`,
-        `--http-address=127.0.0.1:${http}`,
-        "--log-level=warn",
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    const stderr = new Response(child.stderr).text();
+    await using daemon = await spawnDaemon(["--log-level=warn"], {
+      ports: "free",
+      descriptorLimit: 128,
+    });
+    const { tcpPort: tcp, url } = daemon;
     const conns: Deno.TcpConn[] = [];
     try {
-      await eventually(async () => {
-        try {
-          (await Deno.connect({ hostname: "127.0.0.1", port: http })).close();
-          return true;
-        } catch {
-          return false;
-        }
-      }, 15_000);
-      for (const port of [tcp, http]) {
+      for (const port of [tcp, daemon.httpPort]) {
         for (let i = 0; i < 300; i++) {
           try {
             conns.push(await Deno.connect({ hostname: "127.0.0.1", port }));
@@ -385,7 +358,7 @@ Deno.test({
       }
       await sleep(500);
       // Still alive and answering while the connections are held...
-      const during = await fetch(`http://127.0.0.1:${http}/ping`);
+      const during = await fetch(`${url}/ping`);
       assert.equal(await during.text(), "OK");
       for (const c of conns.splice(0)) {
         try {
@@ -397,7 +370,7 @@ Deno.test({
       // ...and once they are gone, everything works again.
       await eventually(async () => {
         try {
-          const res = await fetch(`http://127.0.0.1:${http}/ping`);
+          const res = await fetch(`${url}/ping`);
           return (await res.text()) === "OK";
         } catch {
           return false;
@@ -409,15 +382,10 @@ Deno.test({
       client.close();
     } finally {
       for (const c of conns) c.close();
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // exited
-      }
     }
-    const status = await withTimeout(child.status, 10_000, "the daemon to exit");
-    const text = await stderr;
-    assert.equal(status.code, 0, text);
+    const stopped = await daemon.stop();
+    const text = stopped.lines.join("\n");
+    assert.equal(stopped.code, 0, text);
     assert.doesNotMatch(text, /Uncaught|panicked|Too many open files/, text);
   },
 });

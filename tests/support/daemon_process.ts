@@ -16,8 +16,12 @@ const REPO_ROOT = decodeURIComponent(new URL("../..", import.meta.url).pathname)
 const PERMISSIONS: readonly string[] = ["--allow-net", "--allow-read", "--allow-sys=hostname"];
 
 /** `deno run`'s words for main.ts with `args`: permissions, runtime flags, main.ts, args. */
-function runWords(args: readonly string[], runtimeFlags: readonly string[]): string[] {
-  return ["run", ...PERMISSIONS, ...runtimeFlags, MAIN_PATH, ...args];
+function runWords(
+  args: readonly string[],
+  runtimeFlags: readonly string[],
+  permissions: readonly string[] = PERMISSIONS,
+): string[] {
+  return ["run", ...permissions, ...runtimeFlags, MAIN_PATH, ...args];
 }
 
 /** `deno run` of main.ts with the permissions the daemon documents (for runs to completion). */
@@ -80,6 +84,16 @@ export interface SpawnOptions {
   ports?: { tcp: number; http: number } | "free";
   /** Runtime flags before main.ts, e.g. the release's `--v8-flags=...` (default: none). */
   runtimeFlags?: readonly string[];
+  /**
+   * The daemon's permissions instead of the documented ones, e.g. `["--allow-all"]`
+   * (the only way the runtime lets it read /proc/self/limits).
+   */
+  permissions?: readonly string[];
+  /**
+   * RLIMIT_NOFILE for the daemon. Deno cannot set it, so bash's `ulimit` does
+   * before it execs the runtime (the pid stays the daemon's).
+   */
+  descriptorLimit?: number;
   /** Bound on start-up. */
   ms?: number;
 }
@@ -115,11 +129,20 @@ async function launch(
   ports: { tcp: number; http: number } | undefined,
   options: SpawnOptions,
 ): Promise<SpawnedDaemon> {
-  const program = startProgram(Deno.execPath(), {
-    args: runWords(args, options.runtimeFlags ?? []),
-    cwd: REPO_ROOT,
-    name: "nsqlookupd",
-  });
+  const words = runWords(args, options.runtimeFlags ?? [], options.permissions);
+  const program = options.descriptorLimit === undefined
+    ? startProgram(Deno.execPath(), { args: words, cwd: REPO_ROOT, name: "nsqlookupd" })
+    : startProgram("bash", {
+      args: [
+        "-c",
+        `ulimit -n ${options.descriptorLimit} && exec "$@"`,
+        "bash",
+        Deno.execPath(),
+        ...words,
+      ],
+      cwd: REPO_ROOT,
+      name: "nsqlookupd",
+    });
   let stopping: Promise<StoppedDaemon> | undefined;
   const stop = (signal: Deno.Signal = "SIGTERM", ms = 10_000): Promise<StoppedDaemon> => {
     stopping ??= stopProgram(program, signal, ms);

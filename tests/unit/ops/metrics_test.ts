@@ -13,13 +13,11 @@ import {
 import { PROMETHEUS_CONTENT_TYPE } from "../../../src/ops/prometheus.ts";
 import type { ProcessStats } from "../../../src/ops/process_stats.ts";
 import { type PeerInfo, Registry } from "../../../src/registry.ts";
+import { spawnDaemon } from "../../support/daemon_process.ts";
 import {
   eventually,
-  freePort,
-  MAIN_PATH,
   ManualClock,
   peerBody,
-  sleep,
   startDaemon,
   type TcpClient,
   type TestDaemon,
@@ -963,49 +961,25 @@ Deno.test("GET /metrics under the sandbox: process_* from the runtime, /proc-onl
 });
 
 Deno.test("GET /metrics with /proc readable (--allow-all): all six process_* families", async () => {
-  const tcp = freePort();
-  const http = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      MAIN_PATH,
-      `--tcp-address=127.0.0.1:${tcp}`,
-      `--http-address=127.0.0.1:${http}`,
-      "--log-level=warn",
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  try {
-    let text: string | undefined;
-    const deadline = Date.now() + 20_000;
-    while (text === undefined) {
-      try {
-        const res = await fetch(`http://127.0.0.1:${http}/metrics`);
-        text = await res.text();
-      } catch (error) {
-        if (Date.now() > deadline) throw error;
-        await sleep(50);
-      }
-    }
-    const s = readExposition(text);
-    assert.deepEqual(
-      [...s.families.values()].filter((f) => f.name.startsWith("process_")).map((f) => [
-        f.name,
-        f.type,
-      ]),
-      PROCESS_FAMILIES,
-    );
-    plausibleProcessFigures(s);
-    const open = s.get("process_open_fds");
-    assert.ok(open >= 4 && open <= s.get("process_max_fds"), `open fds ${open}`);
-    assert.ok(s.get("process_virtual_memory_bytes") > s.get("process_resident_memory_bytes"));
-  } finally {
-    child.kill("SIGTERM");
-    await child.status;
-  }
+  await using daemon = await spawnDaemon(["--log-level=warn"], {
+    ports: "free",
+    permissions: ["--allow-all"],
+  });
+  const text = await (await fetch(`${daemon.url}/metrics`)).text();
+  const s = readExposition(text);
+  assert.deepEqual(
+    [...s.families.values()].filter((f) => f.name.startsWith("process_")).map((f) => [
+      f.name,
+      f.type,
+    ]),
+    PROCESS_FAMILIES,
+  );
+  plausibleProcessFigures(s);
+  const open = s.get("process_open_fds");
+  assert.ok(open >= 4 && open <= s.get("process_max_fds"), `open fds ${open}`);
+  assert.ok(s.get("process_virtual_memory_bytes") > s.get("process_resident_memory_bytes"));
+  const stopped = await daemon.stop();
+  assert.equal(stopped.code, 0, stopped.lines.join("\n"));
 });
 
 function plausibleProcessFigures(s: Scrape): void {
