@@ -3,7 +3,6 @@
 // ../../shared/reference/tcp-exchanges.txt, captured from the Go daemon.
 
 import assert from "node:assert/strict";
-import net from "node:net";
 import type { Registry } from "../../../src/registry.ts";
 import {
   NOOP_TCP_OBSERVER,
@@ -29,6 +28,7 @@ import {
   VALID_IDENTIFY,
 } from "../../support/helpers.ts";
 import { assertConsistent, membershipsOf } from "../../../src/registry_testing.ts";
+import { NetConn } from "../../support/net_conn.ts";
 
 // ---- helpers ----
 
@@ -1224,87 +1224,17 @@ Deno.test("an error is logged with the client's address and the error text", asy
 
 // ---- [beyond] staying available: turns, admission, bounded replies ----
 
-/** A TCP client from another loopback address (Deno.connect cannot choose its source). */
-class NetClient {
-  readonly #socket: net.Socket;
-  #data = new Uint8Array(0);
-  #ended = false;
-  #wake: (() => void) | undefined;
-  readonly closed: Promise<void>;
+/** The next frame from a client of another loopback address; fails if it closes first. */
+async function frameOf(conn: NetConn): Promise<string> {
+  const payload = await bounded(conn.readFrame(), "frame");
+  assert.ok(payload !== null, "closed before a frame");
+  return payload;
+}
 
-  private constructor(socket: net.Socket) {
-    this.#socket = socket;
-    socket.on("data", (chunk: Uint8Array) => {
-      const merged = new Uint8Array(this.#data.length + chunk.length);
-      merged.set(this.#data);
-      merged.set(chunk, this.#data.length);
-      this.#data = merged;
-      this.#wake?.();
-    });
-    socket.on("error", () => {});
-    this.closed = new Promise((resolve) => {
-      socket.on("close", () => {
-        this.#ended = true;
-        this.#wake?.();
-        resolve();
-      });
-    });
-  }
-
-  static connect(localAddress: string, port: number): Promise<NetClient> {
-    return new Promise((resolve, reject) => {
-      const socket = net.createConnection({ host: "127.0.0.1", port, localAddress });
-      socket.once("connect", () => resolve(new NetClient(socket)));
-      socket.once("error", reject);
-    });
-  }
-
-  get localAddress(): string {
-    return `${this.#socket.localAddress}:${this.#socket.localPort}`;
-  }
-
-  send(data: string | Uint8Array): void {
-    this.#socket.write(data);
-  }
-
-  /** Everything received until the server closed the connection. */
-  async untilClosed(): Promise<string> {
-    await bounded(this.closed, "the server to close the connection");
-    return new TextDecoder().decode(this.#data);
-  }
-
-  /** The next frame's payload (frames are consumed). */
-  async frame(): Promise<string> {
-    const deadline = performance.now() + 5_000;
-    for (;;) {
-      if (this.#data.length >= 4) {
-        const size = new DataView(this.#data.buffer, this.#data.byteOffset).getUint32(0);
-        if (this.#data.length >= 4 + size) {
-          const payload = this.#data.slice(4, 4 + size);
-          this.#data = this.#data.slice(4 + size);
-          return new TextDecoder().decode(payload);
-        }
-      }
-      assert.ok(!this.#ended, "closed before a frame");
-      assert.ok(performance.now() < deadline, "no frame within 5 s");
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          this.#wake = undefined;
-          resolve();
-        }, 50);
-        this.#wake = () => {
-          clearTimeout(timer);
-          this.#wake = undefined;
-          resolve();
-        };
-      });
-    }
-  }
-
-  async close(): Promise<void> {
-    this.#socket.destroy();
-    await this.closed;
-  }
+/** Everything a client of another loopback address received and left unread, once the server closed it. */
+async function untilClosed(conn: NetConn): Promise<string> {
+  await bounded(conn.closed, "the server to close the connection");
+  return conn.peekText();
 }
 
 /** Counts what the server reports about refused and evicted connections. */
@@ -1395,27 +1325,30 @@ Deno.test("one host holds at most its share; its own least-proven connection mak
     server: { maxConnections: 100, maxPerRemote: 2, observer },
   });
   const port = s.server.addr.port;
-  const a1 = await NetClient.connect("127.0.0.2", port);
-  const a2 = await NetClient.connect("127.0.0.2", port);
-  a1.send(concat("  V1", identifyCommand(peerBody({ broadcast_address: "a1" }))));
-  await a1.frame();
+  const a1 = await NetConn.open("127.0.0.2", port);
+  const a2 = await NetConn.open("127.0.0.2", port);
+  await a1.write(concat("  V1", identifyCommand(peerBody({ broadcast_address: "a1" }))));
+  await frameOf(a1);
   await eventually(() => s.server.connectionCount === 2);
   // 127.0.0.2 is at its share: a third connection replaces its silent a2, not a1.
-  const a3 = await NetClient.connect("127.0.0.2", port);
-  assert.equal(await a2.untilClosed(), "");
-  a3.send(concat("  V1", identifyCommand(peerBody({ broadcast_address: "a3" }))));
-  await a3.frame();
+  const a3 = await NetConn.open("127.0.0.2", port);
+  assert.equal(await untilClosed(a2), "");
+  await a3.write(concat("  V1", identifyCommand(peerBody({ broadcast_address: "a3" }))));
+  await frameOf(a3);
   // Both identified now: a fourth from the same host is refused...
-  const a4 = await NetClient.connect("127.0.0.2", port);
-  assert.equal(await a4.untilClosed(), "");
+  const a4 = await NetConn.open("127.0.0.2", port);
+  assert.equal(await untilClosed(a4), "");
   // ...while another host connects and registers.
-  const b = await NetClient.connect("127.0.0.3", port);
-  b.send(concat("  V1", identifyCommand(peerBody({ broadcast_address: "b" })), "REGISTER t\n"));
-  await b.frame();
-  assert.equal(await b.frame(), "OK");
+  const b = await NetConn.open("127.0.0.3", port);
+  await b.write(
+    concat("  V1", identifyCommand(peerBody({ broadcast_address: "b" })), "REGISTER t\n"),
+  );
+  await frameOf(b);
+  assert.equal(await frameOf(b), "OK");
   assert.deepEqual(observer.refusals, ["evicted", "per_remote"]);
   assert.equal(s.server.connectionCount, 3);
-  await Promise.all([a1, a2, a3, a4, b].map((c) => c.close()));
+  for (const c of [a1, a2, a3, a4, b]) c.close();
+  await Promise.all([a1, a2, a3, a4, b].map((c) => c.closed));
 });
 
 Deno.test("the access-control hook refuses before anything is read: the policy's frame, EOF, one log line per interval", async () => {
@@ -1436,14 +1369,14 @@ Deno.test("the access-control hook refuses before anything is read: the policy's
   });
   const port = s.server.addr.port;
   for (let i = 0; i < 3; i++) {
-    const refused = await NetClient.connect("127.0.0.4", port);
+    const refused = await NetConn.open("127.0.0.4", port);
     // Sent at once, and never read: the refusal does not depend on it.
-    refused.send(concat("  V1", identifyCommand(peerBody())));
-    assert.equal(await refused.untilClosed(), "\x00\x00\x00\x1aE_UNAUTHORIZED not allowed");
+    await refused.write(concat("  V1", identifyCommand(peerBody())));
+    assert.equal(await untilClosed(refused), "\x00\x00\x00\x1aE_UNAUTHORIZED not allowed");
   }
-  const allowed = await NetClient.connect("127.0.0.5", port);
-  allowed.send("  V1PING\n");
-  assert.equal(await allowed.frame(), "OK");
+  const allowed = await NetConn.open("127.0.0.5", port);
+  await allowed.write("  V1PING\n");
+  assert.equal(await frameOf(allowed), "OK");
   assert.deepEqual(asked, ["127.0.0.4", "127.0.0.4", "127.0.0.4", "127.0.0.5"]);
   assert.deepEqual(observer.refusals, ["admit", "admit", "admit"]);
   assert.equal(s.server.stats.refused.admit, 3);
@@ -1454,7 +1387,8 @@ Deno.test("the access-control hook refuses before anything is read: the policy's
     lines[0],
     /^WARNING: TCP: refused client\(127\.0\.0\.4:\d+\) - not in the allow list \(1 refused so far\)$/,
   );
-  await allowed.close();
+  allowed.close();
+  await allowed.closed;
 });
 
 Deno.test("all blocked writes together hold at most maxPendingReplyBytes: past it the longest-blocked client is closed", async () => {
