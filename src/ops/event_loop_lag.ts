@@ -33,7 +33,7 @@ export class EventLoopLag {
     if (this.#timer !== undefined) return;
     this.#last = this.#now();
     const timer = setInterval(() => this.tick(), this.#intervalMs);
-    Deno.unrefTimer(timer as unknown as number);
+    Deno.unrefTimer(timer);
     this.#timer = timer;
   }
 

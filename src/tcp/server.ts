@@ -37,7 +37,7 @@ import {
 } from "./admission.ts";
 import { NOOP_TCP_OBSERVER, type RefusalReason, type TcpObserver } from "./observer.ts";
 import { LookupSession, MAX_LINE_LENGTH } from "./protocol.ts";
-import { SchedulerClosedError, TurnScheduler } from "./turns.ts";
+import { deferWithTimer, SchedulerClosedError, TurnScheduler } from "./turns.ts";
 
 export const MAGIC_TIMEOUT_MS = 10_000;
 /** How long a write may stay blocked on a client that does not read. */
@@ -402,10 +402,7 @@ export class TcpServer {
    */
   #deferTurn(fn: () => void): () => void {
     const loopback = this.#loopback;
-    if (loopback === undefined) {
-      const timer = setTimeout(fn, 0);
-      return () => clearTimeout(timer);
-    }
+    if (loopback === undefined) return deferWithTimer(fn);
     let live = true;
     this.#loopbackTurns++;
     const turn = loopback.turn().catch(() => sleepMs(0)).then(() => {
@@ -543,9 +540,17 @@ export class TcpServer {
       });
     }
     // A sweep can drop a thousand connections at once (an attacker's silent
-    // ones reaching the magic timeout together): each close takes a turn.
-    const { conn } = connection;
-    this.#turns.run(() => closeQuietly(conn)).catch(() => closeQuietly(conn));
+    // ones reaching the magic timeout together).
+    void this.#closeInTurn(connection.conn);
+  }
+
+  /**
+   * Closes `conn` in a turn: a close costs the one thread ~20 µs (on loopback
+   * the peer's side of it runs inline), so many at once are closed a slice at
+   * a time. Once the scheduler is closed (shutdown), at once.
+   */
+  #closeInTurn(conn: Deno.TcpConn): Promise<void> {
+    return this.#turns.run(() => closeQuietly(conn)).catch(() => closeQuietly(conn));
   }
 
   /** Runs a unit of protocol work in a turn and records how far the client got. */
@@ -576,10 +581,9 @@ export class TcpServer {
       }
     } finally {
       this.#table.remove(connection);
-      // A close costs the one thread ~20 µs (on loopback the peer's side of
-      // it runs inline), and thousands end together when an attacker lets go
-      // (row 5 of issue 12: 12,000 in a second), so each close takes a turn.
-      await this.#turns.run(() => closeQuietly(conn)).catch(() => closeQuietly(conn));
+      // Thousands end together when an attacker lets go (row 5 of issue 12:
+      // 12,000 in a second).
+      await this.#closeInTurn(conn);
       // The pending read has ended, so the descriptor is released.
       if (connection.evicted) {
         this.#evicting--;

@@ -35,7 +35,8 @@ interface Unit {
   reject: (error: unknown) => void;
 }
 
-function deferWithTimer(fn: () => void): () => void {
+/** The default pause between slices: a zero-delay timer; returns its cancel function. */
+export function deferWithTimer(fn: () => void): () => void {
   const timer = setTimeout(fn, 0);
   return () => clearTimeout(timer);
 }
