@@ -35,6 +35,7 @@
 // with the issue's row number ("6: ..."); run() drives the attack, returns a
 // note for the table and throws to report a failed check of its own.
 
+import { closeQuietly } from "../src/gocompat/accept_loop.ts";
 import {
   concat,
   identifyCommand,
@@ -127,14 +128,6 @@ function targetOf(
 
 // ---------------------------------------------------------------- plumbing
 
-function closeQuietly(conn: { close(): void }): void {
-  try {
-    conn.close();
-  } catch {
-    // closed already
-  }
-}
-
 /** `promise`, or null once `ms` have passed (the timer never outlives it). */
 async function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T | null> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -154,6 +147,9 @@ function seconds(target: StressTarget, full: number): number {
 
 const count = (n: number): string => n.toLocaleString("en-US");
 
+/** The daemon's resident memory in a /metrics reading. */
+const RSS_SERIES = "process_resident_memory_bytes";
+
 /** The daemon's /metrics as `series → value`, or an empty map when it did not answer. */
 async function metrics(port: number): Promise<Map<string, number>> {
   const values = new Map<string, number>();
@@ -171,13 +167,13 @@ async function metrics(port: number): Promise<Map<string, number>> {
 }
 
 async function readRss(port: number): Promise<number | undefined> {
-  return (await metrics(port)).get("process_resident_memory_bytes");
+  return (await metrics(port)).get(RSS_SERIES);
 }
 
-/** The daemon's event-loop lag histogram: cumulative tick counts by bucket bound in ms. */
-async function readLag(port: number): Promise<Map<number, number>> {
+/** The event-loop lag histogram in a /metrics reading: cumulative tick counts by bucket bound in ms. */
+function lagOf(values: Map<string, number>): Map<number, number> {
   const buckets = new Map<number, number>();
-  for (const [series, value] of await metrics(port)) {
+  for (const [series, value] of values) {
     const le = series.match(/^nsqlookupd_event_loop_lag_seconds_bucket\{le="([^"]+)"\}$/)?.[1];
     if (le !== undefined) buckets.set(le === "+Inf" ? Infinity : Number(le) * 1000, value);
   }
@@ -211,7 +207,7 @@ async function memoryLow(port: number, samples = 3): Promise<Memory> {
     if (i > 0) await sleep(200);
     const m = await metrics(port);
     low = {
-      rss: Math.min(low.rss, m.get("process_resident_memory_bytes") ?? Infinity),
+      rss: Math.min(low.rss, m.get(RSS_SERIES) ?? Infinity),
       heap: Math.min(low.heap, m.get("nsqlookupd_heap_used_bytes") ?? Infinity),
     };
   }
@@ -1443,8 +1439,10 @@ export async function runStress(options: {
       if (!daemon.alive()) break;
       log(`attack ${attack.name}`);
       const began = performance.now();
-      const rssStart = (await readRss(daemon.httpPort)) ?? NaN;
-      const lagStart = await readLag(daemon.httpPort);
+      // One /metrics reading gives both.
+      const start = await metrics(daemon.httpPort);
+      const rssStart = start.get(RSS_SERIES) ?? NaN;
+      const lagStart = lagOf(start);
       await monitor.take();
       const misses: string[] = [];
       let note = "";
@@ -1469,8 +1467,9 @@ export async function runStress(options: {
       phases.push({ name: current, sample: await monitor.take() });
       await sleep(3_000);
       phases.push({ name: "3 s after", sample: await monitor.take() });
-      const rssAfter = daemon.alive() ? (await readRss(daemon.httpPort)) ?? NaN : NaN;
-      const lagAfter = daemon.alive() ? await readLag(daemon.httpPort) : new Map<number, number>();
+      const after = daemon.alive() ? await metrics(daemon.httpPort) : new Map<string, number>();
+      const rssAfter = after.get(RSS_SERIES) ?? NaN;
+      const lagAfter = lagOf(after);
       log(`  ${((performance.now() - began) / 1000).toFixed(1)} s`);
       const all = merge(phases.map((p) => p.sample));
       const row: Row = {

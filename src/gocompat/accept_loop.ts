@@ -64,7 +64,7 @@ export function sleepMs(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-export function closeQuietly(conn: Deno.Conn): void {
+export function closeQuietly(conn: { close(): void }): void {
   try {
     conn.close();
   } catch {

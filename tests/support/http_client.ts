@@ -2,6 +2,7 @@
 // wire does (fetch pools and retries connections, hiding both): one request
 // on a new connection, and a keep-alive connection that can pipeline.
 
+import { closeQuietly } from "../../src/gocompat/accept_loop.ts";
 import { concat, writeAll } from "./harness.ts";
 
 const encoder = new TextEncoder();
@@ -13,14 +14,6 @@ export interface HttpAnswer {
   body: string;
   /** The body's length in bytes. */
   bytes: number;
-}
-
-function closeQuietly(conn: { close(): void }): void {
-  try {
-    conn.close();
-  } catch {
-    // closed already
-  }
 }
 
 /**
